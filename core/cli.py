@@ -1,0 +1,191 @@
+"""The ``dsen2`` command line: ``run``, ``info`` and ``models``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from dsen2 import __version__
+from dsen2.catalogue import load_catalogue, models_dir
+from dsen2.engine import BAND_SETS, DEFAULT_TILE_SIZE_PX, RunOptions, superresolve
+from dsen2.errors import DSen2Error
+from dsen2.inference import Device
+from dsen2.modelmeta import read_metadata
+from dsen2.product import open_product
+from dsen2.summary import describe
+from dsen2.window import Window
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dsen2",
+        description="Super-resolve Sentinel-2 20 m and 60 m bands to 10 m with DSen2 networks.",
+    )
+    parser.add_argument("--version", action="version", version=f"dsen2 {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="super-resolve a product to a 10 m GeoTIFF",
+        description="Super-resolve INPUT (a SAFE folder/.zip/MTD XML, a folder of band rasters, "
+        "or several band files) to a multi-band 10 m GeoTIFF. By default the output keeps the "
+        "input's DN convention (offset included; band scale/offset give reflectance).",
+    )
+    run.add_argument("inputs", nargs="+", metavar="INPUT")
+    run.add_argument("-o", "--output", required=True, type=Path, help="output .tif")
+    run.add_argument("--model", default="dsen2",
+                     help="catalogue family (see 'dsen2 models'), a folder of .onnx exports, or "
+                     "comma-separated .onnx files (default: dsen2)")
+    run.add_argument("--bands", choices=sorted(BAND_SETS), default="all",
+                     help="all: B1-B12 without B10 (default); 20m: B5 B6 B7 B8A B11 B12")
+    run.add_argument("--device", choices=[d.value for d in Device], default="auto",
+                     help="auto prefers CUDA when onnxruntime-gpu sees a GPU (default: auto)")
+    run.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE_PX, metavar="PX",
+                     help=f"tile edge in 10 m pixels, multiple of 6 (default {DEFAULT_TILE_SIZE_PX})")
+    run.add_argument("--roi", type=_parse_roi, metavar="COL,ROW,WIDTH,HEIGHT",
+                     help="region of interest in pixels of the input's 10 m band grid")
+    run.add_argument("--cog", action="store_true", help="write a Cloud-Optimized GeoTIFF")
+    run.add_argument("--reflectance", action="store_true",
+                     help="write float32 reflectance (NaN no-data) instead of uint16 DN")
+    run.add_argument("--offset", type=float, metavar="DN",
+                     help="for band folders: the radiometric offset of the DN (-1000 for "
+                     "products of baseline 04.00 and later); SAFE products carry their own")
+    run.add_argument("--threads", type=int, help="CPU threads for inference (default: all cores)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+    info = sub.add_parser("info", help="show what dsen2 detects in an input")
+    info.add_argument("inputs", nargs="+", metavar="INPUT")
+    info.add_argument("--offset", type=float, metavar="DN", help="as for 'run'")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+
+    models = sub.add_parser("models", help="list the model catalogue")
+    models.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "info":
+            return _info(args)
+        return _models(args)
+    except DSen2Error as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"dsen2: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("\ndsen2: interrupted; no output was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
+    product = open_product(args.inputs, offset_dn=args.offset)
+    options = RunOptions(
+        model=args.model,
+        bands=args.bands,
+        device=Device(args.device),
+        tile_size_px=args.tile_size,
+        roi=args.roi,
+        cog=args.cog,
+        reflectance=args.reflectance,
+        threads=args.threads,
+    )
+    bar = _ProgressBar(enabled=not args.quiet)
+    result = superresolve(product, args.output, options, progress=bar)
+    bar.finish()
+    print(
+        f"wrote {result.output} ({result.width_px}×{result.height_px} px, "
+        f"{len(result.band_names)} bands: {' '.join(result.band_names)}) with "
+        f"{', '.join(result.model_names)} on {result.device} in {result.seconds:.1f} s "
+        f"({result.megapixels_per_s:.2f} Mpx/s)"
+    )
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    facts = describe(open_product(args.inputs, offset_dn=args.offset))
+    if args.json:
+        print(json.dumps(facts, indent=2))
+        return 0
+    print(f"product:      {facts['product_id']} ({facts['kind']})")
+    print(f"level:        {facts['level']}   baseline: {facts['processing_baseline'] or 'unknown'}"
+          f"   spacecraft: {facts['spacecraft'] or 'unknown'}")
+    print(f"radiometry:   quantification {facts['quantification']:g}, "
+          f"offsets from {facts['radiometry_source']}")
+    for band, fact in facts["bands"].items():
+        width, height = fact["size_px"]
+        print(f"  {band:<4} {fact['gsd_m']:>2} m  {width:>6}×{height:<6} offset {fact['offset_dn']:g}"
+              f"  {fact['file']}")
+    nested = facts["nesting"]
+    if "error" in nested:
+        print(f"nesting:      cannot nest: {nested['error']}")
+    else:
+        col, row, width, height = nested["window_10m_px"]
+        print(f"nested area:  {width}×{height} px at col {col}, row {row} of the 10 m grid")
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    rows = []
+    for entry in load_catalogue():
+        metadata = read_metadata(models_dir() / entry.file)
+        rows.append({**entry.__dict__, "metadata": json.loads(metadata.to_json())})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        meta = row["metadata"]
+        state = "trained" if meta["trained"] else "UNTRAINED baseline"
+        print(f"{row['family']:<8} {row['scale']}×  {meta['name']:<24} {meta['variant']} "
+              f"d={meta['num_blocks']} f={meta['feature_size']}  {state}  {row['file']}")
+        print(f"          sha256 {row['sha256']}")
+    return 0
+
+
+def _parse_roi(text: str) -> Window:
+    try:
+        col, row, width, height = (int(part) for part in text.split(","))
+        return Window(col, row, width, height)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"ROI must be COL,ROW,WIDTH,HEIGHT in whole pixels, got {text!r}"
+        ) from error
+
+
+class _ProgressBar:
+    """A bar on a terminal; plain ``progress: NN%`` lines otherwise (parsable by SNAP)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._enabled = enabled
+        self._tty = sys.stderr.isatty()
+        self._last = -1
+
+    def __call__(self, fraction_done: float, message: str) -> None:
+        percent = int(fraction_done * 100)
+        if not self._enabled or percent == self._last:
+            return
+        self._last = percent
+        if self._tty:
+            filled = percent * 30 // 100
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {percent:3d}% {message}")
+        else:
+            sys.stderr.write(f"progress: {percent}%\n")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self._enabled and self._tty:
+            sys.stderr.write("\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,343 @@
+"""The super-resolution run: plan tiles, read with halos, infer, mask no-data, write.
+
+Reading, inference and writing overlap: one background thread reads the next tiles while the
+networks run, another compresses and writes finished tiles. Memory is bounded by a few tiles.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from onnxruntime import InferenceSession
+
+from dsen2 import __version__
+from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M, BY_NAME, OUTPUT_20M, OUTPUT_ALL
+from dsen2.catalogue import ResolvedModel, resolve_models
+from dsen2.errors import CancelledError, WindowError
+from dsen2.grid import Nesting
+from dsen2.inference import Device, create_session, run_session, session_device
+from dsen2.nodata import fill_nodata, valid_mask
+from dsen2.product import Product
+from dsen2.progress import CancelPredicate, ProgressCallback, never_cancelled, no_progress
+from dsen2.radiometry import Radiometry
+from dsen2.raster import BandGridInfo, inspect_band, nest_bands, open_tile_reader
+from dsen2.tiling import TilePlan, plan_tiles, round_up
+from dsen2.window import Window
+from dsen2.writer import OutputSpec, check_writable, open_output
+
+DEFAULT_TILE_SIZE_PX = 504
+BAND_SETS = {"all": OUTPUT_ALL, "20m": OUTPUT_20M}
+_GROUPS: dict[int, tuple[str, ...]] = {1: BANDS_10M, 2: BANDS_20M, 6: BANDS_60M}
+_PREFETCH_TILES = 2
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything a run can be asked to do differently.
+
+    Attributes:
+        model: catalogue family (``"dsen2"``), folder of exports, or comma-separated .onnx paths.
+        bands: ``"all"`` (B1…B12 without B10) or ``"20m"`` (the six 20 m bands).
+        device: where the networks run.
+        tile_size_px: edge of a tile on the 10 m grid (rounded down to a multiple of 6).
+        roi: region of interest in pixels of the input's 10 m band grid, or None for all.
+        cog: write a Cloud-Optimized GeoTIFF.
+        reflectance: write float32 reflectance instead of DN in the input's convention.
+        threads: CPU threads for inference (default: all available cores).
+    """
+
+    model: str = "dsen2"
+    bands: str = "all"
+    device: Device = Device.AUTO
+    tile_size_px: int = DEFAULT_TILE_SIZE_PX
+    roi: Window | None = None
+    cog: bool = False
+    reflectance: bool = False
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.bands not in BAND_SETS:
+            raise ValueError(f"bands must be one of {sorted(BAND_SETS)}, got {self.bands!r}")
+
+    @property
+    def output_bands(self) -> tuple[str, ...]:
+        return BAND_SETS[self.bands]
+
+    @property
+    def scales(self) -> set[int]:
+        return {2, 6} if any(BY_NAME[b].gsd_m == 60 for b in self.output_bands) else {2}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a finished run produced."""
+
+    output: Path
+    width_px: int
+    height_px: int
+    band_names: tuple[str, ...]
+    model_names: tuple[str, ...]
+    device: str
+    tiles: int
+    seconds: float
+
+    @property
+    def megapixels_per_s(self) -> float:
+        return self.width_px * self.height_px / 1e6 / max(self.seconds, 1e-9)
+
+
+@dataclass(frozen=True)
+class _Tile:
+    """Raw DN of one tile read with its read halo, by grid factor (1, 2, 6)."""
+
+    window: Window
+    raw: dict[int, npt.NDArray[np.uint16]]
+
+
+def superresolve(
+    product: Product,
+    output: Path,
+    options: RunOptions,
+    progress: ProgressCallback = no_progress,
+    is_cancelled: CancelPredicate = never_cancelled,
+) -> RunResult:
+    """Super-resolve ``product`` into ``output``.
+
+    Raises:
+        DSen2Error subclasses for bad input, models, devices or output; CancelledError when
+        ``is_cancelled`` turned true (no output is left behind in either case).
+    """
+    started = time.perf_counter()
+    output = Path(output)
+    check_writable(output)
+    factors = sorted({1, 2} | ({6} if 6 in options.scales else set()))
+    needed = [band for factor in factors for band in _GROUPS[factor]]
+    product.require(needed)
+    models = resolve_models(options.model, options.scales)
+    infos = [inspect_band(band, product.band_files[band]) for band in needed]
+    nesting = nest_bands(infos)
+    receptive_field_px = max(model.metadata.receptive_field_px for model in models.values())
+    fill_reach_px = max(f * _fill_passes(receptive_field_px, f) for f in factors)
+    plan = plan_tiles(
+        image_window(nesting, options.roi),
+        options.tile_size_px,
+        nesting.align_px,
+        receptive_field_px,
+        fill_reach_px,
+    )
+    sessions = {
+        scale: create_session(model.path, options.device, options.threads)
+        for scale, model in models.items()
+    }
+    spec = _output_spec(product, output, infos[0], nesting, plan, options, models)
+    tiles = plan.tiles
+    with open_output(spec) as sink, open_tile_reader(product, nesting, needed) as reader:
+
+        def read(window: Window) -> _Tile:
+            padded = window.grown(plan.read_halo_px)
+            return _Tile(window, {f: reader.read(_GROUPS[f], padded) for f in factors})
+
+        read_pool = ThreadPoolExecutor(1, thread_name_prefix="dsen2-read")
+        write_pool = ThreadPoolExecutor(1, thread_name_prefix="dsen2-write")
+        try:
+            pending_writes: deque[Future[None]] = deque()
+            for index, tile in enumerate(_prefetched(read_pool, read, tiles)):
+                if is_cancelled():
+                    raise CancelledError("cancelled by the user; no output was written")
+                stack = _process_tile(tile, plan, factors, sessions, product.radiometry, options)
+                target = tile.window.shifted(-plan.image.col_off, -plan.image.row_off)
+                pending_writes.append(write_pool.submit(sink.write, target, stack))
+                while len(pending_writes) > _PREFETCH_TILES:
+                    pending_writes.popleft().result()
+                progress((index + 1) / len(tiles), f"tile {index + 1}/{len(tiles)}")
+            for future in pending_writes:
+                future.result()
+        finally:
+            read_pool.shutdown(wait=True, cancel_futures=True)
+            write_pool.shutdown(wait=True, cancel_futures=True)
+    return RunResult(
+        output=output,
+        width_px=plan.image.width,
+        height_px=plan.image.height,
+        band_names=options.output_bands,
+        model_names=tuple(model.metadata.name for model in models.values()),
+        device=session_device(next(iter(sessions.values()))),
+        tiles=len(tiles),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def image_window(nesting: Nesting, roi: Window | None) -> Window:
+    """The processed window, in pixels of the nested window: all of it, or the ROI snapped
+    outwards to the 6-pixel lattice and clipped to the image.
+
+    Raises:
+        WindowError: the ROI lies outside the image.
+    """
+    full = Window(0, 0, nesting.window_10m.width, nesting.window_10m.height)
+    if roi is None:
+        return full
+    inside = roi.shifted(-nesting.window_10m.col_off, -nesting.window_10m.row_off).intersection(full)
+    if inside.is_empty or roi.is_empty:
+        raise WindowError(
+            f"the region of interest {roi} lies outside the processable image (cols "
+            f"{nesting.window_10m.col_off}..{nesting.window_10m.col_end}, rows "
+            f"{nesting.window_10m.row_off}..{nesting.window_10m.row_end} of the 10 m grid)"
+        )
+    align = nesting.align_px
+    col_off = inside.col_off // align * align
+    row_off = inside.row_off // align * align
+    col_end = min(round_up(inside.col_end, align), full.width)
+    row_end = min(round_up(inside.row_end, align), full.height)
+    return Window(col_off, row_off, col_end - col_off, row_end - row_off)
+
+
+def _fill_passes(receptive_field_px: int, factor: int) -> int:
+    """No-data fill passes on a grid of ``factor`` × 10 m so the fill covers the receptive field."""
+    return math.ceil(receptive_field_px / factor) + 1
+
+
+def _prefetched(
+    pool: ThreadPoolExecutor, read: Callable[[Window], _Tile], tiles: list[Window]
+) -> Iterator[_Tile]:
+    """Yield tiles in order while the pool reads up to ``_PREFETCH_TILES`` ahead."""
+    queue: deque[Future[_Tile]] = deque(pool.submit(read, w) for w in tiles[:_PREFETCH_TILES])
+    for next_index in range(_PREFETCH_TILES, len(tiles) + _PREFETCH_TILES):
+        tile = queue.popleft().result()
+        if next_index < len(tiles):
+            queue.append(pool.submit(read, tiles[next_index]))
+        yield tile
+
+
+def _process_tile(
+    tile: _Tile,
+    plan: TilePlan,
+    factors: list[int],
+    sessions: dict[int, InferenceSession],
+    radiometry: Radiometry,
+    options: RunOptions,
+) -> npt.NDArray[np.generic]:
+    """Fill no-data, run the networks, mask and convert one tile to output bands."""
+    margin = plan.read_halo_px - plan.net_halo_px
+    halo = plan.net_halo_px
+    inputs: dict[int, npt.NDArray[np.float32]] = {}
+    centre_valid: dict[int, npt.NDArray[np.bool_]] = {}
+    for factor in factors:
+        raw = tile.raw[factor]
+        valid = valid_mask(raw)
+        values = radiometry.to_network(raw, _GROUPS[factor])
+        fill_nodata(values, valid, _fill_passes(plan.receptive_field_px, factor))
+        inputs[factor] = _crop(values, margin // factor)
+        centre = _crop(valid, (margin + halo) // factor)
+        centre_valid[factor] = np.repeat(np.repeat(centre, factor, axis=0), factor, axis=1)
+    valid_20m = centre_valid[1] & centre_valid[2]
+    predictions: dict[str, npt.NDArray[np.float32]] = {}
+    for scale, session in sessions.items():
+        feeds = {f"b{10 * f}": inputs[f][np.newaxis] for f in factors if f <= scale}
+        if valid_20m.any():
+            result = _crop(run_session(session, feeds)[0], halo)
+        else:  # nothing valid here: skip the network, the output is all no-data
+            result = np.zeros((len(_GROUPS[scale]), *valid_20m.shape), np.float32)
+        predictions.update(zip(_GROUPS[scale], result, strict=True))
+    raw_10m = _crop(tile.raw[1], plan.read_halo_px)
+    rows = []
+    for band in options.output_bands:
+        factor = BY_NAME[band].gsd_m // 10
+        if factor == 1:
+            index = BANDS_10M.index(band)
+            rows.append((band, raw_10m[index].astype(np.float32), None))
+        else:
+            valid = valid_20m & centre_valid[6] if factor == 6 else valid_20m
+            rows.append((band, predictions[band], valid))
+    return _convert(rows, radiometry, options.reflectance)
+
+
+def _convert(
+    rows: list[tuple[str, npt.NDArray[np.float32], npt.NDArray[np.bool_] | None]],
+    radiometry: Radiometry,
+    reflectance: bool,
+) -> npt.NDArray[np.generic]:
+    """Stack output bands: 10 m bands (mask None) are raw DN, others network values."""
+    shape = (len(rows), *rows[0][1].shape)
+    out = np.empty(shape, np.float32 if reflectance else np.uint16)
+    for index, (band, values, valid) in enumerate(rows):
+        if valid is None:
+            out[index] = (
+                radiometry.dn_to_reflectance(values[np.newaxis], (band,))[0]
+                if reflectance else values
+            )
+        elif reflectance:
+            out[index] = radiometry.network_to_reflectance(values[np.newaxis], valid)[0]
+        else:
+            out[index] = radiometry.network_to_dn(values[np.newaxis], (band,), valid)[0]
+    return out
+
+
+def _crop(array: npt.NDArray[np.generic], margin: int) -> npt.NDArray[np.generic]:
+    return array[..., margin : array.shape[-2] - margin, margin : array.shape[-1] - margin] if margin else array
+
+
+def _output_spec(
+    product: Product,
+    output: Path,
+    info: BandGridInfo,
+    nesting: Nesting,
+    plan: TilePlan,
+    options: RunOptions,
+    models: dict[int, ResolvedModel],
+) -> OutputSpec:
+    nested_grid = info.grid.sub_grid(nesting.window_10m)
+    grid = nested_grid.sub_grid(plan.image)
+    radiometry = product.radiometry
+    bands = options.output_bands
+    tags = {
+        "DSEN2_VERSION": __version__,
+        "DSEN2_MODELS": json.dumps({
+            m.metadata.name: {"sha256": m.sha256, "trained": m.metadata.trained,
+                              "variant": m.metadata.variant}
+            for m in models.values()
+        }),
+        "INPUT_PRODUCT": product.product_id,
+        "INPUT_KIND": product.kind,
+        "PRODUCT_LEVEL": product.level,
+        "PROCESSING_BASELINE": product.processing_baseline or "unknown",
+        "SPACECRAFT": product.spacecraft or "unknown",
+        "QUANTIFICATION_VALUE": f"{radiometry.quantification:g}",
+        "RADIOMETRIC_OFFSETS_DN": json.dumps({b: radiometry.offset(b) for b in bands}),
+        "RADIOMETRY_SOURCE": radiometry.source,
+        "RADIOMETRY": (
+            "float32 reflectance = (DN + offset) / quantification; NaN = no data"
+            if options.reflectance
+            else "uint16 DN in the input's convention: reflectance = (DN + offset) / "
+            "quantification (band scale/offset say the same); 0 = no data"
+        ),
+        "BAND_NAMES": ",".join(bands),
+        "ROI_10M_PX": json.dumps([
+            plan.image.col_off + nesting.window_10m.col_off,
+            plan.image.row_off + nesting.window_10m.row_off,
+            plan.image.width,
+            plan.image.height,
+        ]),
+    }
+    return OutputSpec(
+        path=output,
+        grid=grid,
+        crs_wkt=info.crs_wkt,
+        band_descriptions=[BY_NAME[b].description for b in bands],
+        reflectance=options.reflectance,
+        cog=options.cog,
+        scales_offsets=None if options.reflectance else [
+            (1 / radiometry.quantification, radiometry.offset(b) / radiometry.quantification)
+            for b in bands
+        ],
+        tags=tags,
+    )

@@ -1,0 +1,73 @@
+"""ONNX Runtime sessions: device choice and session creation (once per run)."""
+
+from __future__ import annotations
+
+import os
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from dsen2.errors import DeviceError, ModelError
+
+_CUDA = "CUDAExecutionProvider"
+_CPU = "CPUExecutionProvider"
+
+
+class Device(str, Enum):
+    """Where the networks run. ``auto`` prefers CUDA when onnxruntime-gpu sees a GPU."""
+
+    AUTO = "auto"
+    CUDA = "cuda"
+    CPU = "cpu"
+
+
+def available_cores() -> int:
+    """CPU cores this process may use (respects affinity masks and container limits)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def create_session(model_path: Path, device: Device, threads: int | None = None) -> ort.InferenceSession:
+    """Create an inference session on ``device``.
+
+    Raises:
+        DeviceError: CUDA was requested but is not usable here.
+        ModelError: the file is not a loadable ONNX graph.
+    """
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or available_cores()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    cuda_built = _CUDA in ort.get_available_providers()
+    if device is Device.CUDA and not cuda_built:
+        raise DeviceError(
+            "CUDA was requested, but this onnxruntime has no CUDA provider; install "
+            "onnxruntime-gpu (pip install 'dsen2[gpu]') or use --device cpu"
+        )
+    providers = [_CUDA, _CPU] if device is not Device.CPU and cuda_built else [_CPU]
+    try:
+        session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
+    except Exception as error:  # onnxruntime raises its own untyped exceptions
+        raise ModelError(f"onnxruntime cannot load {str(model_path)!r}: {error}") from error
+    if device is Device.CUDA and session.get_providers()[0] != _CUDA:
+        raise DeviceError(
+            "CUDA was requested, but onnxruntime found no usable GPU (check the NVIDIA driver "
+            "and CUDA/cuDNN libraries); use --device cpu"
+        )
+    return session
+
+
+def session_device(session: ort.InferenceSession) -> str:
+    """``"cuda"`` or ``"cpu"``: where a session actually runs."""
+    return "cuda" if session.get_providers()[0] == _CUDA else "cpu"
+
+
+def run_session(
+    session: ort.InferenceSession, inputs: dict[str, npt.NDArray[np.float32]]
+) -> npt.NDArray[np.float32]:
+    """Run a single-output graph on float32 inputs."""
+    (output,) = session.run(None, inputs)
+    return np.asarray(output, dtype=np.float32)

@@ -1,0 +1,172 @@
+"""The versioned metadata every DSen2 ONNX file carries, read without building a session.
+
+The metadata is one JSON document stored under the ``metadata_props`` key ``dsen2`` of the ONNX
+ModelProto. It is read straight from the protobuf wire format (only the top-level
+``metadata_props`` field is decoded; the graph is skipped), so listing models costs no session.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M
+from dsen2.errors import ModelError
+
+SCHEMA_VERSION = 1
+METADATA_KEY = "dsen2"
+
+# ONNX ModelProto field numbers (onnx.proto3): metadata_props = 14; StringStringEntryProto key=1 value=2.
+_FIELD_METADATA_PROPS = 14
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What a DSen2 graph computes and how it was made.
+
+    Attributes:
+        name: unique model name, e.g. ``"dsen2-t2x-baseline"``.
+        variant: architecture family: ``"DSen2"``, ``"VDSen2"`` or ``"custom"``.
+        scale: 2 (20 m → 10 m network) or 6 (60 m → 10 m network).
+        num_blocks, feature_size: ResBlock count d and width f.
+        input_bands: band names of each graph input, by input name (``b10``, ``b20``, ``b60``).
+        output_bands: band names of the single output, in channel order.
+        receptive_field_px: how far (in 10 m pixels) an output pixel sees its input.
+        macs_per_px: multiply-adds per output 10 m pixel (for throughput reports).
+        trained: False for baselines and random-weight exports.
+        training: free-text summary of the training (data, epochs, hardware) or why untrained.
+        version: the model's own version string.
+        schema_version: version of this metadata schema.
+    """
+
+    name: str
+    variant: str
+    scale: int
+    num_blocks: int
+    feature_size: int
+    input_bands: dict[str, tuple[str, ...]]
+    output_bands: tuple[str, ...]
+    receptive_field_px: int
+    macs_per_px: int
+    trained: bool
+    training: str
+    version: str
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        expected_inputs = {"b10": BANDS_10M, "b20": BANDS_20M}
+        if self.scale == 6:
+            expected_inputs["b60"] = BANDS_60M
+        expected_outputs = BANDS_20M if self.scale == 2 else BANDS_60M
+        if self.scale not in (2, 6):
+            raise ModelError(f"model {self.name!r}: scale must be 2 or 6, got {self.scale}")
+        if self.schema_version != SCHEMA_VERSION:
+            raise ModelError(
+                f"model {self.name!r} uses metadata schema {self.schema_version}; this dsen2 "
+                f"reads schema {SCHEMA_VERSION}: upgrade dsen2 or re-export the model"
+            )
+        inputs = {key: tuple(value) for key, value in self.input_bands.items()}
+        if inputs != expected_inputs or tuple(self.output_bands) != expected_outputs:
+            raise ModelError(
+                f"model {self.name!r}: bands {inputs} → {self.output_bands} break the contract "
+                f"{expected_inputs} → {expected_outputs}"
+            )
+        if self.receptive_field_px < self.scale:
+            raise ModelError(f"model {self.name!r}: receptive field {self.receptive_field_px} px "
+                             f"is smaller than its scale {self.scale}")
+        object.__setattr__(self, "input_bands", inputs)
+        object.__setattr__(self, "output_bands", tuple(self.output_bands))
+
+    @property
+    def output_name(self) -> str:
+        return "sr20" if self.scale == 2 else "sr60"
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, origin: str) -> ModelMetadata:
+        try:
+            fields: dict[str, Any] = json.loads(text)
+            return cls(**fields)
+        except (json.JSONDecodeError, TypeError) as error:
+            raise ModelError(f"{origin}: malformed dsen2 metadata ({error})") from error
+
+
+def read_metadata(path: str | Path) -> ModelMetadata:
+    """Read a model's metadata from its .onnx file without creating an inference session.
+
+    Raises:
+        ModelError: unreadable file, not ONNX, or no/invalid dsen2 metadata.
+    """
+    props = read_metadata_props(path)
+    if METADATA_KEY not in props:
+        raise ModelError(
+            f"{str(path)!r} has no dsen2 metadata; export it with dsen2.train.export"
+        )
+    return ModelMetadata.from_json(props[METADATA_KEY], str(path))
+
+
+def read_metadata_props(path: str | Path) -> dict[str, str]:
+    """All ``metadata_props`` entries of an ONNX file (key → value)."""
+    try:
+        with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return _parse_metadata_props(data)
+    except (OSError, ValueError) as error:
+        raise ModelError(f"cannot read model file {str(path)!r}: {error}") from error
+
+
+def _parse_metadata_props(data: mmap.mmap) -> dict[str, str]:
+    props: dict[str, str] = {}
+    position, end = 0, len(data)
+    while position < end:
+        key, position = _varint(data, position)
+        field_number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            _, position = _varint(data, position)
+        elif wire_type == 1:
+            position += 8
+        elif wire_type == 5:
+            position += 4
+        elif wire_type == 2:
+            length, position = _varint(data, position)
+            if field_number == _FIELD_METADATA_PROPS:
+                entry = _parse_entry(bytes(data[position : position + length]))
+                props[entry[0]] = entry[1]
+            position += length
+        else:
+            raise ValueError(f"not an ONNX file (protobuf wire type {wire_type} at {position})")
+    if position != end:
+        raise ValueError("truncated ONNX file")
+    return props
+
+
+def _parse_entry(data: bytes) -> tuple[str, str]:
+    values = {1: "", 2: ""}
+    position = 0
+    while position < len(data):
+        key, position = _varint(data, position)
+        if key & 7 != 2:
+            raise ValueError("malformed metadata entry")
+        length, position = _varint(data, position)
+        values[key >> 3] = data[position : position + length].decode("utf-8")
+        position += length
+    return values[1], values[2]
+
+
+def _varint(data: bytes | mmap.mmap, position: int) -> tuple[int, int]:
+    result, shift = 0, 0
+    while True:
+        if position >= len(data):
+            raise ValueError("truncated protobuf varint")
+        byte = data[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, position
+        shift += 7
+        if shift > 63:
+            raise ValueError("malformed protobuf varint")

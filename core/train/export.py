@@ -1,0 +1,117 @@
+"""ONNX export of DSen2 networks with the dsen2 metadata, and the shipped baseline models.
+
+    python -m dsen2.train.export baseline models/   # re-create the untrained baselines
+
+The graph inputs are ``b10`` [N,4,H,W], ``b20`` [N,6,H/2,W/2] (and ``b60`` [N,2,H/6,W/6] for
+6×), the output ``sr20`` [N,6,H,W] or ``sr60`` [N,2,H,W], float32 DN, dynamic N, H and W.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import onnx
+import torch
+
+from dsen2 import __version__
+from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M
+from dsen2.catalogue import CATALOGUE_FILE, sha256_of
+from dsen2.modelmeta import METADATA_KEY, ModelMetadata
+from dsen2.train.network import DSEN2, DSen2, build, zero_last_layer
+
+OPSET = 17
+
+
+def metadata_for(
+    model: DSen2, name: str, variant: str, trained: bool, training: str, version: str
+) -> ModelMetadata:
+    inputs = {"b10": BANDS_10M, "b20": BANDS_20M}
+    if model.scale == 6:
+        inputs["b60"] = BANDS_60M
+    return ModelMetadata(
+        name=name,
+        variant=variant,
+        scale=model.scale,
+        num_blocks=model.num_blocks,
+        feature_size=model.feature_size,
+        input_bands=inputs,
+        output_bands=BANDS_20M if model.scale == 2 else BANDS_60M,
+        receptive_field_px=model.receptive_field_px,
+        macs_per_px=model.macs_per_px,
+        trained=trained,
+        training=training,
+        version=version,
+    )
+
+
+def export(model: DSen2, path: Path, metadata: ModelMetadata) -> Path:
+    """Export ``model`` to ``path`` as one self-contained .onnx file carrying ``metadata``."""
+    model = model.eval()
+    size = 36  # any multiple of 6; the axes are dynamic
+    args: tuple[torch.Tensor, ...] = (
+        torch.rand(1, 4, size, size) * 3000,
+        torch.rand(1, 6, size // 2, size // 2) * 3000,
+    )
+    names = ["b10", "b20"]
+    if model.scale == 6:
+        args = (*args, torch.rand(1, 2, size // 6, size // 6) * 3000)
+        names.append("b60")
+    output = metadata.output_name
+    dynamic = {name: {0: "batch", 2: f"rows_{name}", 3: f"cols_{name}"} for name in [*names, output]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        torch.onnx.export(
+            model, args, str(path), input_names=names, output_names=[output],
+            dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
+        )
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, metadata.to_json()
+    proto.producer_name, proto.producer_version = "dsen2", __version__
+    proto.doc_string = f"{metadata.name}: {metadata.variant} {metadata.scale}× super-resolution"
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+    return path
+
+
+BASELINE_TRAINING = (
+    "UNTRAINED BASELINE: the DSen2 graph with its last convolution zeroed, so the output is "
+    "exactly the in-graph bilinear upsampling of the coarse bands. Not a trained model."
+)
+
+
+def export_baselines(folder: Path) -> list[dict[str, object]]:
+    """Export the untrained baseline pair and write the catalogue for them."""
+    entries = []
+    for scale, tag in ((2, "t2x"), (6, "s6x")):
+        name = f"dsen2-{tag}-baseline"
+        model = zero_last_layer(build(scale, DSEN2, seed=scale))
+        metadata = metadata_for(model, name, "DSen2", False, BASELINE_TRAINING, "0.1.0")
+        path = export(model, folder / f"{name}.onnx", metadata)
+        entries.append({
+            "family": "dsen2",
+            "scale": scale,
+            "file": path.name,
+            "sha256": sha256_of(path),
+            "description": f"DSen2 {scale}× untrained baseline (bilinear upsampling in the graph)",
+        })
+    catalogue = {"schema_version": 1, "models": entries}
+    (folder / CATALOGUE_FILE).write_text(json.dumps(catalogue, indent=2) + "\n", encoding="utf-8")
+    return entries
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m dsen2.train.export")
+    sub = parser.add_subparsers(dest="command", required=True)
+    baseline = sub.add_parser("baseline", help="export the untrained baseline models")
+    baseline.add_argument("folder", type=Path)
+    args = parser.parse_args(argv)
+    for entry in export_baselines(args.folder):
+        print(f"{entry['file']}  sha256 {entry['sha256']}")
+
+
+if __name__ == "__main__":
+    main()

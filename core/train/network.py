@@ -1,0 +1,137 @@
+"""DSen2 and VDSen2 (Lanaras et al. 2018, Algorithm 1, Sec. 4.3–4.4) as PyTorch modules.
+
+The module is a complete function of native-resolution DN arrays (reflectance × 10000): the
+bilinear upsampling of the coarse bands, the division by 2000, the long additive skip and the
+multiplication back all live inside it, so its ONNX export needs no pre- or post-processing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F  # noqa: N812  (the conventional alias)
+from torch import nn
+
+from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M
+
+INPUT_SCALE_DN = 2000.0
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Depth and width of a DSen2-style network."""
+
+    name: str
+    num_blocks: int
+    feature_size: int
+
+
+DSEN2 = Architecture("DSen2", num_blocks=6, feature_size=128)
+VDSEN2 = Architecture("VDSen2", num_blocks=32, feature_size=256)
+
+
+class ResBlock(nn.Module):
+    """conv3×3 → ReLU → conv3×3 → ×residual_scale → + input."""
+
+    def __init__(self, feature_size: int, residual_scale: float) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(feature_size, feature_size, 3, padding=1)
+        self.conv2 = nn.Conv2d(feature_size, feature_size, 3, padding=1)
+        self.residual_scale = residual_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x))) * self.residual_scale
+
+
+class DSen2(nn.Module):
+    """The DSen2 network for one scale.
+
+    Args:
+        scale: 2 (T2×: 20 m → 10 m, outputs B5 B6 B7 B8A B11 B12) or 6 (S6×: 60 m → 10 m,
+            outputs B1 B9).
+        num_blocks: number of ResBlocks d (6 for DSen2, 32 for VDSen2).
+        feature_size: feature channels f (128 for DSen2, 256 for VDSen2).
+        residual_scale: factor on each ResBlock's residual (0.1 in the paper).
+    """
+
+    def __init__(
+        self, scale: int, num_blocks: int = 6, feature_size: int = 128, residual_scale: float = 0.1
+    ) -> None:
+        super().__init__()
+        if scale not in (2, 6):
+            raise ValueError(f"scale must be 2 or 6, got {scale}")
+        self.scale = scale
+        self.num_blocks = num_blocks
+        self.feature_size = feature_size
+        in_bands = len(BANDS_10M) + len(BANDS_20M) + (len(BANDS_60M) if scale == 6 else 0)
+        self.out_bands = len(BANDS_20M) if scale == 2 else len(BANDS_60M)
+        self.register_buffer("input_scale", torch.tensor(INPUT_SCALE_DN))
+        self.head = nn.Conv2d(in_bands, feature_size, 3, padding=1)
+        self.blocks = nn.Sequential(
+            *(ResBlock(feature_size, residual_scale) for _ in range(num_blocks))
+        )
+        self.tail = nn.Conv2d(feature_size, self.out_bands, 3, padding=1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """He-uniform weights (Keras ``he_uniform``: U(±sqrt(6/fan_in))), zero biases."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_uniform_(module.weight, a=0.0, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+
+    def forward(
+        self, b10: torch.Tensor, b20: torch.Tensor, b60: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Super-resolve. Inputs in DN: b10 [N,4,H,W], b20 [N,6,H/2,W/2], b60 [N,2,H/6,W/6]."""
+        up20 = F.interpolate(b20, scale_factor=2.0, mode="bilinear", align_corners=False)
+        parts = [b10, up20]
+        if self.scale == 6:
+            if b60 is None:
+                raise ValueError("the 6× network needs b60")
+            up60 = F.interpolate(b60, scale_factor=6.0, mode="bilinear", align_corners=False)
+            parts.append(up60)
+            skip = up60
+        else:
+            skip = up20
+        x = torch.cat(parts, dim=1) / self.input_scale
+        y = self.tail(self.blocks(F.relu(self.head(x))))
+        return (y + skip / self.input_scale) * self.input_scale
+
+    @property
+    def conv_layers(self) -> int:
+        return 2 + 2 * self.num_blocks
+
+    @property
+    def receptive_field_px(self) -> int:
+        """Reach in 10 m pixels: one per 3×3 conv, plus one coarse pixel for the bilinear step."""
+        return self.conv_layers + self.scale
+
+    @property
+    def macs_per_px(self) -> int:
+        """Multiply-adds per output 10 m pixel."""
+        return sum(
+            m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1]
+            for m in self.modules()
+            if isinstance(m, nn.Conv2d)
+        )
+
+
+def build(scale: int, architecture: Architecture = DSEN2, seed: int | None = 0) -> DSen2:
+    """A freshly initialised network (seeded for reproducibility)."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    return DSen2(scale, architecture.num_blocks, architecture.feature_size)
+
+
+def zero_last_layer(model: DSen2) -> DSen2:
+    """Make ``model`` the honest untrained baseline: output = in-graph bilinear upsampling."""
+    with torch.no_grad():
+        model.tail.weight.zero_()
+        model.tail.bias.zero_()
+    return model
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,166 @@
+"""Writing the super-resolved cube: a tiled, compressed GeoTIFF or a COG, never half-finished.
+
+The raster is written under a hidden temporary name next to the target and renamed when
+complete, so a failure or cancel leaves nothing that looks finished.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from osgeo import gdal
+
+from dsen2.errors import OutputError
+from dsen2.grid import Grid
+from dsen2.raster import GdalErrors
+from dsen2.window import Window
+
+BLOCK_SIZE_PX = 512
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """What the output raster looks like.
+
+    Attributes:
+        path: final file name.
+        grid: the output 10 m grid.
+        crs_wkt: coordinate reference system.
+        band_descriptions: one per output band, e.g. ``"B5 (705 nm)"``.
+        reflectance: float32 reflectance (NaN no-data) instead of uint16 DN (0 no-data).
+        cog: write a Cloud-Optimized GeoTIFF with overviews.
+        scales_offsets: per band (scale, offset) that turn stored values into reflectance
+            (GDAL's band scale/offset), None for reflectance output.
+        tags: dataset metadata (provenance, radiometric convention).
+    """
+
+    path: Path
+    grid: Grid
+    crs_wkt: str
+    band_descriptions: Sequence[str]
+    reflectance: bool
+    cog: bool
+    scales_offsets: Sequence[tuple[float, float]] | None
+    tags: Mapping[str, str]
+
+
+def check_writable(path: Path) -> None:
+    """Fail early, before any computation, when ``path`` cannot be written."""
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        raise OutputError(f"output folder {str(folder)!r} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"output folder {str(folder)!r} is not writable")
+    if path.exists() and path.is_dir():
+        raise OutputError(f"output {str(path)!r} is a folder; give a file name such as out.tif")
+
+
+class RasterSink:
+    """An open temporary GeoTIFF that tiles are written into (one thread at a time)."""
+
+    def __init__(self, spec: OutputSpec, temp_path: Path) -> None:
+        self._spec = spec
+        data_type = gdal.GDT_Float32 if spec.reflectance else gdal.GDT_UInt16
+        options = [
+            "TILED=YES",
+            f"BLOCKXSIZE={BLOCK_SIZE_PX}",
+            f"BLOCKYSIZE={BLOCK_SIZE_PX}",
+            "COMPRESS=DEFLATE",
+            f"PREDICTOR={3 if spec.reflectance else 2}",
+            "BIGTIFF=IF_SAFER",
+            "INTERLEAVE=PIXEL",
+        ]
+        with GdalErrors() as errors:
+            dataset = gdal.GetDriverByName("GTiff").Create(
+                str(temp_path), spec.grid.width_px, spec.grid.height_px,
+                len(spec.band_descriptions), data_type, options,
+            )
+        if dataset is None:
+            raise OutputError(f"cannot create {str(temp_path)!r}: {errors.last}")
+        dataset.SetGeoTransform(spec.grid.geotransform)
+        dataset.SetProjection(spec.crs_wkt)
+        dataset.SetMetadata(dict(spec.tags))
+        for index, description in enumerate(spec.band_descriptions, start=1):
+            band = dataset.GetRasterBand(index)
+            band.SetDescription(description)
+            band.SetNoDataValue(float("nan") if spec.reflectance else 0.0)
+            if spec.scales_offsets is not None:
+                scale, offset = spec.scales_offsets[index - 1]
+                band.SetScale(scale)
+                band.SetOffset(offset)
+        self._dataset: gdal.Dataset | None = dataset
+
+    def write(self, window: Window, stack: npt.NDArray[np.generic]) -> None:
+        """Write [bands, rows, cols] at ``window`` of the output grid."""
+        assert self._dataset is not None
+        with GdalErrors() as errors:
+            result = self._dataset.WriteArray(np.ascontiguousarray(stack), window.col_off, window.row_off)
+        if result != 0 or errors.messages:
+            raise OutputError(f"writing the output failed at {window}: {errors.last} (disk full?)")
+
+    def discard(self) -> None:
+        """Drop the dataset without checking (after a failure; the file is removed next)."""
+        self._dataset = None
+
+    def close(self) -> None:
+        if self._dataset is not None:
+            with GdalErrors() as errors:
+                self._dataset.FlushCache()
+            self._dataset = None
+            if errors.messages:
+                raise OutputError(f"finishing the output failed: {errors.last} (disk full?)")
+
+
+@contextmanager
+def open_output(spec: OutputSpec) -> Iterator[RasterSink]:
+    """Yield a sink; on clean exit, finish (COG conversion if asked) and rename into place.
+
+    Any exception (including KeyboardInterrupt) removes every temporary file.
+    """
+    check_writable(spec.path)
+    stem = f".{spec.path.name}.{uuid.uuid4().hex[:8]}.partial"
+    temp_tiff = spec.path.with_name(stem + ".tif")
+    temp_cog = spec.path.with_name(stem + ".cog.tif")
+    sink = RasterSink(spec, temp_tiff)
+    try:
+        yield sink
+        sink.close()
+        if spec.cog:
+            _translate_to_cog(temp_tiff, temp_cog, spec.reflectance)
+            os.replace(temp_cog, spec.path)
+        else:
+            os.replace(temp_tiff, spec.path)
+    finally:
+        sink.discard()
+        for temp in (temp_tiff, temp_cog):
+            if temp.exists():
+                temp.unlink()
+            aux = temp.with_name(temp.name + ".aux.xml")
+            if aux.exists():
+                aux.unlink()
+
+
+def _translate_to_cog(source: Path, target: Path, reflectance: bool) -> None:
+    options = gdal.TranslateOptions(
+        format="COG",
+        creationOptions=[
+            "COMPRESS=DEFLATE",
+            f"PREDICTOR={'FLOATING_POINT' if reflectance else 'STANDARD'}",
+            "BIGTIFF=IF_SAFER",
+            f"BLOCKSIZE={BLOCK_SIZE_PX}",
+            "OVERVIEWS=AUTO",
+            "RESAMPLING=AVERAGE",
+        ],
+    )
+    with GdalErrors() as errors:
+        result = gdal.Translate(str(target), str(source), options=options)
+    if result is None:
+        raise OutputError(f"writing the Cloud-Optimized GeoTIFF failed: {errors.last}")
+    result = None
