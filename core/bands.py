@@ -67,7 +67,18 @@ BANDS_60M: tuple[str, ...] = ("B1", "B9")
 
 # Output order of the full cube: B10 (cirrus) is excluded, as in the paper.
 OUTPUT_ALL: tuple[str, ...] = (
-    "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12",
+    "B1",
+    "B2",
+    "B3",
+    "B4",
+    "B5",
+    "B6",
+    "B7",
+    "B8",
+    "B8A",
+    "B9",
+    "B11",
+    "B12",
 )
 OUTPUT_20M: tuple[str, ...] = BANDS_20M
 

@@ -52,8 +52,9 @@ def load_catalogue(directory: Path | None = None) -> list[CatalogueEntry]:
         document = json.loads(path.read_text(encoding="utf-8"))
         return [CatalogueEntry(**entry) for entry in document["models"]]
     except (OSError, KeyError, TypeError, json.JSONDecodeError) as error:
-        raise ModelError(f"the model catalogue {str(path)!r} is unreadable ({error}); "
-                         "reinstall dsen2") from error
+        raise ModelError(
+            f"the model catalogue {str(path)!r} is unreadable ({error}); reinstall dsen2"
+        ) from error
 
 
 def families(entries: list[CatalogueEntry]) -> list[str]:
@@ -68,7 +69,9 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_models(model: str, scales: set[int], directory: Path | None = None) -> dict[int, ResolvedModel]:
+def resolve_models(
+    model: str, scales: set[int], directory: Path | None = None
+) -> dict[int, ResolvedModel]:
     """Find the model for each needed scale.
 
     Args:
@@ -109,9 +112,11 @@ def resolve_models(model: str, scales: set[int], directory: Path | None = None) 
 
 def _resolve_files(model: str, scales: set[int]) -> dict[int, ResolvedModel]:
     candidate = Path(model)
-    paths = sorted(candidate.glob("*.onnx")) if candidate.is_dir() else [
-        Path(part) for part in model.split(",") if part
-    ]
+    paths = (
+        sorted(candidate.glob("*.onnx"))
+        if candidate.is_dir()
+        else [Path(part) for part in model.split(",") if part]
+    )
     by_scale: dict[int, ResolvedModel] = {}
     for path in paths:
         if not path.is_file():

@@ -40,23 +40,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("inputs", nargs="+", metavar="INPUT")
     run.add_argument("-o", "--output", required=True, type=Path, help="output .tif")
-    run.add_argument("--model", default="dsen2",
-                     help="catalogue family (see 'dsen2 models'), a folder of .onnx exports, or "
-                     "comma-separated .onnx files (default: dsen2)")
-    run.add_argument("--bands", choices=sorted(BAND_SETS), default="all",
-                     help="all: B1-B12 without B10 (default); 20m: B5 B6 B7 B8A B11 B12")
-    run.add_argument("--device", choices=[d.value for d in Device], default="auto",
-                     help="auto prefers CUDA when onnxruntime-gpu sees a GPU (default: auto)")
-    run.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE_PX, metavar="PX",
-                     help=f"tile edge in 10 m pixels, multiple of 6 (default {DEFAULT_TILE_SIZE_PX})")
-    run.add_argument("--roi", type=_parse_roi, metavar="COL,ROW,WIDTH,HEIGHT",
-                     help="region of interest in pixels of the input's 10 m band grid")
+    run.add_argument(
+        "--model",
+        default="dsen2",
+        help="catalogue family (see 'dsen2 models'), a folder of .onnx exports, or "
+        "comma-separated .onnx files (default: dsen2)",
+    )
+    run.add_argument(
+        "--bands",
+        choices=sorted(BAND_SETS),
+        default="all",
+        help="all: B1-B12 without B10 (default); 20m: B5 B6 B7 B8A B11 B12",
+    )
+    run.add_argument(
+        "--device",
+        choices=[d.value for d in Device],
+        default="auto",
+        help="auto prefers CUDA when onnxruntime-gpu sees a GPU (default: auto)",
+    )
+    run.add_argument(
+        "--tile-size",
+        type=int,
+        default=DEFAULT_TILE_SIZE_PX,
+        metavar="PX",
+        help=f"tile edge in 10 m pixels, multiple of 6 (default {DEFAULT_TILE_SIZE_PX})",
+    )
+    run.add_argument(
+        "--roi",
+        type=_parse_roi,
+        metavar="COL,ROW,WIDTH,HEIGHT",
+        help="region of interest in pixels of the input's 10 m band grid",
+    )
     run.add_argument("--cog", action="store_true", help="write a Cloud-Optimized GeoTIFF")
-    run.add_argument("--reflectance", action="store_true",
-                     help="write float32 reflectance (NaN no-data) instead of uint16 DN")
-    run.add_argument("--offset", type=float, metavar="DN",
-                     help="for band folders: the radiometric offset of the DN (-1000 for "
-                     "products of baseline 04.00 and later); SAFE products carry their own")
+    run.add_argument(
+        "--reflectance",
+        action="store_true",
+        help="write float32 reflectance (NaN no-data) instead of uint16 DN",
+    )
+    run.add_argument(
+        "--offset",
+        type=float,
+        metavar="DN",
+        help="for band folders: the radiometric offset of the DN (-1000 for "
+        "products of baseline 04.00 and later); SAFE products carry their own",
+    )
     run.add_argument("--threads", type=int, help="CPU threads for inference (default: all cores)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
@@ -118,14 +145,20 @@ def _info(args: argparse.Namespace) -> int:
         print(json.dumps(facts, indent=2))
         return 0
     print(f"product:      {facts['product_id']} ({facts['kind']})")
-    print(f"level:        {facts['level']}   baseline: {facts['processing_baseline'] or 'unknown'}"
-          f"   spacecraft: {facts['spacecraft'] or 'unknown'}")
-    print(f"radiometry:   quantification {facts['quantification']:g}, "
-          f"offsets from {facts['radiometry_source']}")
+    print(
+        f"level:        {facts['level']}   baseline: {facts['processing_baseline'] or 'unknown'}"
+        f"   spacecraft: {facts['spacecraft'] or 'unknown'}"
+    )
+    print(
+        f"radiometry:   quantification {facts['quantification']:g}, "
+        f"offsets from {facts['radiometry_source']}"
+    )
     for band, fact in facts["bands"].items():
         width, height = fact["size_px"]
-        print(f"  {band:<4} {fact['gsd_m']:>2} m  {width:>6}×{height:<6} offset {fact['offset_dn']:g}"
-              f"  {fact['file']}")
+        print(
+            f"  {band:<4} {fact['gsd_m']:>2} m  {width:>6}×{height:<6} offset {fact['offset_dn']:g}"
+            f"  {fact['file']}"
+        )
     nested = facts["nesting"]
     if "error" in nested:
         print(f"nesting:      cannot nest: {nested['error']}")
@@ -146,8 +179,10 @@ def _models(args: argparse.Namespace) -> int:
     for row in rows:
         meta = row["metadata"]
         state = "trained" if meta["trained"] else "UNTRAINED baseline"
-        print(f"{row['family']:<8} {row['scale']}×  {meta['name']:<24} {meta['variant']} "
-              f"d={meta['num_blocks']} f={meta['feature_size']}  {state}  {row['file']}")
+        print(
+            f"{row['family']:<8} {row['scale']}×  {meta['name']:<24} {meta['variant']} "
+            f"d={meta['num_blocks']} f={meta['feature_size']}  {state}  {row['file']}"
+        )
         print(f"          sha256 {row['sha256']}")
     return 0
 

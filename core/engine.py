@@ -14,11 +14,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
-from onnxruntime import InferenceSession
-
 from dsen2 import __version__
 from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M, BY_NAME, OUTPUT_20M, OUTPUT_ALL
 from dsen2.catalogue import ResolvedModel, resolve_models
@@ -33,11 +32,13 @@ from dsen2.raster import BandGridInfo, inspect_band, nest_bands, open_tile_reade
 from dsen2.tiling import TilePlan, plan_tiles, round_up
 from dsen2.window import Window
 from dsen2.writer import OutputSpec, check_writable, open_output
+from onnxruntime import InferenceSession
 
 DEFAULT_TILE_SIZE_PX = 504
 BAND_SETS = {"all": OUTPUT_ALL, "20m": OUTPUT_20M}
 _GROUPS: dict[int, tuple[str, ...]] = {1: BANDS_10M, 2: BANDS_20M, 6: BANDS_60M}
 _PREFETCH_TILES = 2
+ArrayT = TypeVar("ArrayT", bound=np.ndarray)
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,9 @@ def image_window(nesting: Nesting, roi: Window | None) -> Window:
     full = Window(0, 0, nesting.window_10m.width, nesting.window_10m.height)
     if roi is None:
         return full
-    inside = roi.shifted(-nesting.window_10m.col_off, -nesting.window_10m.row_off).intersection(full)
+    inside = roi.shifted(-nesting.window_10m.col_off, -nesting.window_10m.row_off).intersection(
+        full
+    )
     if inside.is_empty or roi.is_empty:
         raise WindowError(
             f"the region of interest {roi} lies outside the processable image (cols "
@@ -249,7 +252,7 @@ def _process_tile(
             result = np.zeros((len(_GROUPS[scale]), *valid_20m.shape), np.float32)
         predictions.update(zip(_GROUPS[scale], result, strict=True))
     raw_10m = _crop(tile.raw[1], plan.read_halo_px)
-    rows = []
+    rows: list[tuple[str, npt.NDArray[np.float32], npt.NDArray[np.bool_] | None]] = []
     for band in options.output_bands:
         factor = BY_NAME[band].gsd_m // 10
         if factor == 1:
@@ -273,7 +276,8 @@ def _convert(
         if valid is None:
             out[index] = (
                 radiometry.dn_to_reflectance(values[np.newaxis], (band,))[0]
-                if reflectance else values
+                if reflectance
+                else values
             )
         elif reflectance:
             out[index] = radiometry.network_to_reflectance(values[np.newaxis], valid)[0]
@@ -282,8 +286,12 @@ def _convert(
     return out
 
 
-def _crop(array: npt.NDArray[np.generic], margin: int) -> npt.NDArray[np.generic]:
-    return array[..., margin : array.shape[-2] - margin, margin : array.shape[-1] - margin] if margin else array
+def _crop(array: ArrayT, margin: int) -> ArrayT:
+    """Drop ``margin`` pixels from each side of the last two axes."""
+    if not margin:
+        return array
+    rows, cols = array.shape[-2:]
+    return cast(ArrayT, array[..., margin : rows - margin, margin : cols - margin])
 
 
 def _output_spec(
@@ -301,11 +309,16 @@ def _output_spec(
     bands = options.output_bands
     tags = {
         "DSEN2_VERSION": __version__,
-        "DSEN2_MODELS": json.dumps({
-            m.metadata.name: {"sha256": m.sha256, "trained": m.metadata.trained,
-                              "variant": m.metadata.variant}
-            for m in models.values()
-        }),
+        "DSEN2_MODELS": json.dumps(
+            {
+                m.metadata.name: {
+                    "sha256": m.sha256,
+                    "trained": m.metadata.trained,
+                    "variant": m.metadata.variant,
+                }
+                for m in models.values()
+            }
+        ),
         "INPUT_PRODUCT": product.product_id,
         "INPUT_KIND": product.kind,
         "PRODUCT_LEVEL": product.level,
@@ -321,12 +334,14 @@ def _output_spec(
             "quantification (band scale/offset say the same); 0 = no data"
         ),
         "BAND_NAMES": ",".join(bands),
-        "ROI_10M_PX": json.dumps([
-            plan.image.col_off + nesting.window_10m.col_off,
-            plan.image.row_off + nesting.window_10m.row_off,
-            plan.image.width,
-            plan.image.height,
-        ]),
+        "ROI_10M_PX": json.dumps(
+            [
+                plan.image.col_off + nesting.window_10m.col_off,
+                plan.image.row_off + nesting.window_10m.row_off,
+                plan.image.width,
+                plan.image.height,
+            ]
+        ),
     }
     return OutputSpec(
         path=output,
@@ -335,7 +350,9 @@ def _output_spec(
         band_descriptions=[BY_NAME[b].description for b in bands],
         reflectance=options.reflectance,
         cog=options.cog,
-        scales_offsets=None if options.reflectance else [
+        scales_offsets=None
+        if options.reflectance
+        else [
             (1 / radiometry.quantification, radiometry.offset(b) / radiometry.quantification)
             for b in bands
         ],

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import os
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
-
 from dsen2.errors import DeviceError, ModelError
 
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
 
 
-class Device(str, Enum):
+class Device(StrEnum):
     """Where the networks run. ``auto`` prefers CUDA when onnxruntime-gpu sees a GPU."""
 
     AUTO = "auto"
@@ -29,7 +28,9 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def create_session(model_path: Path, device: Device, threads: int | None = None) -> ort.InferenceSession:
+def create_session(
+    model_path: Path, device: Device, threads: int | None = None
+) -> ort.InferenceSession:
     """Create an inference session on ``device``.
 
     Raises:

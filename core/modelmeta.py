@@ -19,7 +19,7 @@ from dsen2.errors import ModelError
 SCHEMA_VERSION = 1
 METADATA_KEY = "dsen2"
 
-# ONNX ModelProto field numbers (onnx.proto3): metadata_props = 14; StringStringEntryProto key=1 value=2.
+# onnx.proto3: ModelProto.metadata_props is field 14; StringStringEntryProto has key=1, value=2.
 _FIELD_METADATA_PROPS = 14
 
 
@@ -75,8 +75,10 @@ class ModelMetadata:
                 f"{expected_inputs} → {expected_outputs}"
             )
         if self.receptive_field_px < self.scale:
-            raise ModelError(f"model {self.name!r}: receptive field {self.receptive_field_px} px "
-                             f"is smaller than its scale {self.scale}")
+            raise ModelError(
+                f"model {self.name!r}: receptive field {self.receptive_field_px} px "
+                f"is smaller than its scale {self.scale}"
+            )
         object.__setattr__(self, "input_bands", inputs)
         object.__setattr__(self, "output_bands", tuple(self.output_bands))
 
@@ -104,16 +106,17 @@ def read_metadata(path: str | Path) -> ModelMetadata:
     """
     props = read_metadata_props(path)
     if METADATA_KEY not in props:
-        raise ModelError(
-            f"{str(path)!r} has no dsen2 metadata; export it with dsen2.train.export"
-        )
+        raise ModelError(f"{str(path)!r} has no dsen2 metadata; export it with dsen2.train.export")
     return ModelMetadata.from_json(props[METADATA_KEY], str(path))
 
 
 def read_metadata_props(path: str | Path) -> dict[str, str]:
     """All ``metadata_props`` entries of an ONNX file (key → value)."""
     try:
-        with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        with (
+            open(path, "rb") as handle,
+            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data,
+        ):
             return _parse_metadata_props(data)
     except (OSError, ValueError) as error:
         raise ModelError(f"cannot read model file {str(path)!r}: {error}") from error

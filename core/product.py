@@ -135,10 +135,9 @@ def _open_safe(path: Path) -> Product:
     mtd_path = prefix + top_level[0]
     level_match = _MTD_NAME.match(PurePosixPath(top_level[0]).name)
     level = level_match.group(1).upper() if level_match else "unknown"
-    metadata = _read_mtd(mtd_path, path)
+    facts = _read_mtd(mtd_path, path)
     images = [
-        m for m in members
-        if "IMG_DATA" in PurePosixPath(m).parts and m.lower().endswith(".jp2")
+        m for m in members if "IMG_DATA" in PurePosixPath(m).parts and m.lower().endswith(".jp2")
     ]
     granules = sorted({_granule_of(m) for m in images})
     if len(granules) > 1:
@@ -147,14 +146,13 @@ def _open_safe(path: Path) -> Product:
             "granule's IMG_DATA folder as a band folder"
         )
     band_files = _match_bands([prefix + m for m in images], strict_names=False)
-    product_id = metadata.pop("product_id") or _safe_name(path)
     return Product(
-        product_id=product_id,
+        product_id=facts.product_id or _safe_name(path),
         kind="SAFE",
         level=level,
-        processing_baseline=metadata["baseline"],
-        spacecraft=metadata["spacecraft"],
-        radiometry=metadata["radiometry"],  # type: ignore[arg-type]
+        processing_baseline=facts.baseline,
+        spacecraft=facts.spacecraft,
+        radiometry=facts.radiometry,
         band_files=band_files,
     )
 
@@ -213,7 +211,17 @@ def _match_bands(files: Sequence[str], strict_names: bool) -> dict[str, str]:
     return {band: paths[0] for band, paths in found.items()}
 
 
-def _read_mtd(mtd_path: str, product_path: Path) -> dict[str, object]:
+@dataclass(frozen=True)
+class MtdFacts:
+    """What the product metadata XML says that dsen2 uses."""
+
+    product_id: str
+    baseline: str | None
+    spacecraft: str | None
+    radiometry: Radiometry
+
+
+def _read_mtd(mtd_path: str, product_path: Path) -> MtdFacts:
     from osgeo import gdal  # GDAL's virtual file system reads inside zips
 
     handle = gdal.VSIFOpenL(mtd_path, "rb")
@@ -234,7 +242,7 @@ def _read_mtd(mtd_path: str, product_path: Path) -> dict[str, object]:
     return parse_mtd(root, product_path)
 
 
-def parse_mtd(root: ET.Element, product_path: Path) -> dict[str, object]:
+def parse_mtd(root: ET.Element, product_path: Path) -> MtdFacts:
     """Extract id, baseline, spacecraft and radiometry from a product MTD XML tree."""
     by_tag: dict[str, list[ET.Element]] = {}
     for element in root.iter():
@@ -244,8 +252,10 @@ def parse_mtd(root: ET.Element, product_path: Path) -> dict[str, object]:
         elements = by_tag.get(tag)
         return elements[0].text.strip() if elements and elements[0].text else None
 
-    quantification_text = text("QUANTIFICATION_VALUE") or text("BOA_QUANTIFICATION_VALUE") or text(
-        "L2A_BOA_QUANTIFICATION_VALUE"
+    quantification_text = (
+        text("QUANTIFICATION_VALUE")
+        or text("BOA_QUANTIFICATION_VALUE")
+        or text("L2A_BOA_QUANTIFICATION_VALUE")
     )
     if quantification_text is None:
         raise ProductFormatError(
@@ -258,13 +268,13 @@ def parse_mtd(root: ET.Element, product_path: Path) -> dict[str, object]:
             band_id = int(element.attrib["band_id"])
             offsets[ALL_BANDS[band_id].name] = float((element.text or "0").strip())
     uri = text("PRODUCT_URI") or text("PRODUCT_URI_2A") or ""
-    return {
-        "product_id": re.sub(r"\.SAFE$", "", uri),
-        "baseline": text("PROCESSING_BASELINE"),
-        "spacecraft": text("SPACECRAFT_NAME"),
-        "radiometry": Radiometry(
+    return MtdFacts(
+        product_id=re.sub(r"\.SAFE$", "", uri),
+        baseline=text("PROCESSING_BASELINE"),
+        spacecraft=text("SPACECRAFT_NAME"),
+        radiometry=Radiometry(
             quantification=float(quantification_text),
             offsets_dn=offsets,
-            source=PurePosixPath(product_path.name).name + " metadata",
+            source=f"{product_path.name} metadata",
         ),
-    }
+    )

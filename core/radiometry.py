@@ -40,7 +40,9 @@ class Radiometry:
     def offset(self, band: str) -> float:
         return float(self.offsets_dn.get(band, 0.0))
 
-    def to_network(self, dn: npt.NDArray[np.generic], bands: tuple[str, ...]) -> npt.NDArray[np.float32]:
+    def to_network(
+        self, dn: npt.NDArray[np.generic], bands: tuple[str, ...]
+    ) -> npt.NDArray[np.float32]:
         """Product DN [bands, ...] → reflectance × 10000 (float32)."""
         out = dn.astype(np.float32)
         gain = np.float32(NETWORK_SCALE / self.quantification)

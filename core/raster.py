@@ -8,13 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from osgeo import gdal, osr
-
 from dsen2.bands import BY_NAME
 from dsen2.errors import GridError, ProductFormatError, RasterReadError
 from dsen2.grid import Grid, Nesting, nest
 from dsen2.product import Product
 from dsen2.window import Window
+from osgeo import gdal, osr
 
 _ACCEPTED_TYPES = {gdal.GDT_UInt16: "UInt16"}
 
@@ -134,8 +133,10 @@ class TileReader:
             own = self._nesting.band_windows[band]
             window = inside.divided(factor).shifted(own.col_off, own.row_off)
             with GdalErrors() as errors:
-                data = self._datasets[band].GetRasterBand(1).ReadAsArray(
-                    window.col_off, window.row_off, window.width, window.height
+                data = (
+                    self._datasets[band]
+                    .GetRasterBand(1)
+                    .ReadAsArray(window.col_off, window.row_off, window.width, window.height)
                 )
             if data is None or errors.messages:
                 raise RasterReadError(
@@ -145,8 +146,14 @@ class TileReader:
             stack[index] = data
         pads = [
             (0, 0),
-            ((inside.row_off - padded.row_off) // factor, (padded.row_end - inside.row_end) // factor),
-            ((inside.col_off - padded.col_off) // factor, (padded.col_end - inside.col_end) // factor),
+            (
+                (inside.row_off - padded.row_off) // factor,
+                (padded.row_end - inside.row_end) // factor,
+            ),
+            (
+                (inside.col_off - padded.col_off) // factor,
+                (padded.col_end - inside.col_end) // factor,
+            ),
         ]
         return np.pad(stack, pads, mode="symmetric") if any(sum(p) for p in pads) else stack
 

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from osgeo import gdal
-
 from dsen2.errors import OutputError
 from dsen2.grid import Grid
 from dsen2.raster import GdalErrors
 from dsen2.window import Window
+from osgeo import gdal
 
 BLOCK_SIZE_PX = 512
 
@@ -79,8 +78,12 @@ class RasterSink:
         ]
         with GdalErrors() as errors:
             dataset = gdal.GetDriverByName("GTiff").Create(
-                str(temp_path), spec.grid.width_px, spec.grid.height_px,
-                len(spec.band_descriptions), data_type, options,
+                str(temp_path),
+                spec.grid.width_px,
+                spec.grid.height_px,
+                len(spec.band_descriptions),
+                data_type,
+                options,
             )
         if dataset is None:
             raise OutputError(f"cannot create {str(temp_path)!r}: {errors.last}")
@@ -101,7 +104,9 @@ class RasterSink:
         """Write [bands, rows, cols] at ``window`` of the output grid."""
         assert self._dataset is not None
         with GdalErrors() as errors:
-            result = self._dataset.WriteArray(np.ascontiguousarray(stack), window.col_off, window.row_off)
+            result = self._dataset.WriteArray(
+                np.ascontiguousarray(stack), window.col_off, window.row_off
+            )
         if result != 0 or errors.messages:
             raise OutputError(f"writing the output failed at {window}: {errors.last} (disk full?)")
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import onnx
 import torch
-
 from dsen2 import __version__
 from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M
 from dsen2.catalogue import CATALOGUE_FILE, sha256_of
@@ -59,12 +58,20 @@ def export(model: DSen2, path: Path, metadata: ModelMetadata) -> Path:
         args = (*args, torch.rand(1, 2, size // 6, size // 6) * 3000)
         names.append("b60")
     output = metadata.output_name
-    dynamic = {name: {0: "batch", 2: f"rows_{name}", 3: f"cols_{name}"} for name in [*names, output]}
+    dynamic = {
+        name: {0: "batch", 2: f"rows_{name}", 3: f"cols_{name}"} for name in [*names, output]
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         torch.onnx.export(
-            model, args, str(path), input_names=names, output_names=[output],
-            dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
+            model,
+            args,
+            str(path),
+            input_names=names,
+            output_names=[output],
+            dynamic_axes=dynamic,
+            opset_version=OPSET,
+            dynamo=False,
         )
     proto = onnx.load(str(path))
     del proto.metadata_props[:]
@@ -91,13 +98,15 @@ def export_baselines(folder: Path) -> list[dict[str, object]]:
         model = zero_last_layer(build(scale, DSEN2, seed=scale))
         metadata = metadata_for(model, name, "DSen2", False, BASELINE_TRAINING, "0.1.0")
         path = export(model, folder / f"{name}.onnx", metadata)
-        entries.append({
-            "family": "dsen2",
-            "scale": scale,
-            "file": path.name,
-            "sha256": sha256_of(path),
-            "description": f"DSen2 {scale}× untrained baseline (bilinear upsampling in the graph)",
-        })
+        entries.append(
+            {
+                "family": "dsen2",
+                "scale": scale,
+                "file": path.name,
+                "sha256": sha256_of(path),
+                "description": f"DSen2 {scale}× untrained baseline (in-graph bilinear upsampling)",
+            }
+        )
     catalogue = {"schema_version": 1, "models": entries}
     (folder / CATALOGUE_FILE).write_text(json.dumps(catalogue, indent=2) + "\n", encoding="utf-8")
     return entries

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F  # noqa: N812  (the conventional alias)
-from torch import nn
-
 from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M
+from torch import nn
 
 INPUT_SCALE_DN = 2000.0
 
@@ -66,6 +65,7 @@ class DSen2(nn.Module):
         self.feature_size = feature_size
         in_bands = len(BANDS_10M) + len(BANDS_20M) + (len(BANDS_60M) if scale == 6 else 0)
         self.out_bands = len(BANDS_20M) if scale == 2 else len(BANDS_60M)
+        self.input_scale: torch.Tensor
         self.register_buffer("input_scale", torch.tensor(INPUT_SCALE_DN))
         self.head = nn.Conv2d(in_bands, feature_size, 3, padding=1)
         self.blocks = nn.Sequential(
@@ -79,7 +79,8 @@ class DSen2(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_uniform_(module.weight, a=0.0, nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
     def forward(
         self, b10: torch.Tensor, b20: torch.Tensor, b60: torch.Tensor | None = None
@@ -129,7 +130,8 @@ def zero_last_layer(model: DSen2) -> DSen2:
     """Make ``model`` the honest untrained baseline: output = in-graph bilinear upsampling."""
     with torch.no_grad():
         model.tail.weight.zero_()
-        model.tail.bias.zero_()
+        if model.tail.bias is not None:
+            model.tail.bias.zero_()
     return model
 
 

