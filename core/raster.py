@@ -8,12 +8,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from osgeo import gdal, osr
+
 from dsen2.bands import BY_NAME
 from dsen2.errors import GridError, ProductFormatError, RasterReadError
 from dsen2.grid import Grid, Nesting, nest
 from dsen2.product import Product
 from dsen2.window import Window
-from osgeo import gdal, osr
 
 _ACCEPTED_TYPES = {gdal.GDT_UInt16: "UInt16"}
 

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from osgeo import gdal
+
 from dsen2.errors import OutputError
 from dsen2.grid import Grid
 from dsen2.raster import GdalErrors
 from dsen2.window import Window
-from osgeo import gdal
 
 BLOCK_SIZE_PX = 512
 

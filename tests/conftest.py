@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dsen2.train.export import export, metadata_for
-from dsen2.train.network import DSen2
 from osgeo import gdal, osr
 
+from dsen2.train.export import export, metadata_for
+from dsen2.train.network import DSen2
 from tests import samples
 
 

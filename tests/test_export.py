@@ -9,12 +9,12 @@ import onnxruntime as ort
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
+
 from dsen2 import catalogue
 from dsen2.errors import ModelError
 from dsen2.modelmeta import read_metadata
 from dsen2.train.export import export, metadata_for
 from dsen2.train.network import DSEN2, build
-
 from tests.safe_fixture import SafeSpec, original_dn
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from dsen2.errors import GridError, WindowError
 from dsen2.grid import Grid, nest
 from dsen2.tiling import plan_tiles
 from dsen2.window import Window
-from hypothesis import given
-from hypothesis import strategies as st
 
 
 def _grid(x: float, y: float, gsd: float, w: int, h: int) -> Grid:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
+
 from dsen2.train.network import DSEN2, VDSEN2, DSen2, build, parameter_count, zero_last_layer
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
-from dsen2.engine import RunOptions, superresolve
-from dsen2.product import open_product
 from osgeo import gdal
 
+from dsen2.engine import RunOptions, superresolve
+from dsen2.product import open_product
 from tests.conftest import read_raster
 from tests.safe_fixture import SafeSpec, original_dn, write_safe
 

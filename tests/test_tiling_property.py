@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from dsen2.bands import ALL_BANDS
-from dsen2.engine import RunOptions, superresolve
-from dsen2.product import open_product
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dsen2.bands import ALL_BANDS
+from dsen2.engine import RunOptions, superresolve
+from dsen2.product import open_product
 from tests.conftest import read_raster, write_band_tif
 from tests.safe_fixture import SafeSpec, original_dn
 

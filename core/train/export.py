@@ -14,6 +14,7 @@ from pathlib import Path
 
 import onnx
 import torch
+
 from dsen2 import __version__
 from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M
 from dsen2.catalogue import CATALOGUE_FILE, sha256_of

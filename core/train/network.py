@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F  # noqa: N812  (the conventional alias)
-from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M
 from torch import nn
+
+from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M
 
 INPUT_SCALE_DN = 2000.0
 
