@@ -15,8 +15,7 @@ Each run is a fresh subprocess; the table gives wall time, Mpx/s and peak RSS.
 from __future__ import annotations
 
 import argparse
-import json
-import resource
+import os
 import subprocess
 import sys
 import time
@@ -87,24 +86,35 @@ def tiny_model(folder: Path) -> Path:
     return target
 
 
-def child(args: argparse.Namespace) -> None:
-    from dsen2.engine import RunOptions, superresolve
-    from dsen2.product import open_product
-    from dsen2.window import Window
-
-    roi = Window(0, 0, args.roi_px, args.roi_px) if args.roi_px else None
-    options = RunOptions(model=args.model, roi=roi, tile_size_px=args.tile_size)
+def run_cli(folder: Path, model: str, roi_px: int, tile_size: int) -> dict[str, float]:
+    """Run ``dsen2 run`` as users do (a subprocess) and measure its wall time and peak RSS."""
+    command = [
+        sys.executable,
+        "-m",
+        "dsen2",
+        "run",
+        str(folder),
+        "-o",
+        str(folder / "out.tif"),
+        "--model",
+        model,
+        "--tile-size",
+        str(tile_size),
+        "-q",
+    ]
+    if roi_px:
+        command += ["--roi", f"0,0,{roi_px},{roi_px}"]
     started = time.perf_counter()
-    result = superresolve(open_product([args.folder]), Path(args.folder) / "out.tif", options)
-    print(
-        json.dumps(
-            {
-                "seconds": time.perf_counter() - started,
-                "pixels": result.width_px * result.height_px,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            }
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage
+    seconds = time.perf_counter() - started
+    if status != 0:
+        raise RuntimeError(
+            f"dsen2 run failed: {process.stderr.read().decode() if process.stderr else ''}"
         )
-    )
+    peak = usage.ru_maxrss
+    side = roi_px or TILE_PX
+    return {"seconds": seconds, "pixels": side * side, "peak_rss_mb": peak / 1024}
 
 
 def main() -> None:
@@ -112,34 +122,16 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=Path("/tmp/dsen2-fulltile"))
     parser.add_argument("--model", default="dsen2")
     parser.add_argument("--roi-px", type=int, default=1512)
-    parser.add_argument("--tile-size", type=int, default=504)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--tile-size", type=int, default=384)
     args = parser.parse_args()
-    if args.child:
-        child(args)
-        return
     synthesise(args.folder)
     cases = [
-        ("full 10980² tile, tiny model", str(tiny_model(args.folder)), 0),
         (f"{args.roi_px}² ROI, {args.model}", args.model, args.roi_px),
+        ("full 10980² tile, tiny model", str(tiny_model(args.folder)), 0),
     ]
     print(f"{'case':<34}{'seconds':>10}{'Mpx/s':>9}{'peak RSS MB':>13}")
     for label, model, roi in cases:
-        command = [
-            sys.executable,
-            __file__,
-            "--child",
-            "--folder",
-            str(args.folder),
-            "--model",
-            model,
-            "--roi-px",
-            str(roi),
-            "--tile-size",
-            str(args.tile_size),
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, check=True)
-        row = json.loads(done.stdout.strip().splitlines()[-1])
+        row = run_cli(args.folder, model, roi, args.tile_size)
         print(
             f"{label:<34}{row['seconds']:>10.1f}{row['pixels'] / 1e6 / row['seconds']:>9.2f}"
             f"{row['peak_rss_mb']:>13.0f}"

@@ -33,9 +33,9 @@ from dsen2.radiometry import Radiometry
 from dsen2.raster import BandGridInfo, inspect_band, nest_bands, open_tile_reader
 from dsen2.tiling import TilePlan, plan_tiles, round_up
 from dsen2.window import Window
-from dsen2.writer import OutputSpec, check_writable, open_output
+from dsen2.writer import OutputSpec, block_size_for, check_writable, open_output
 
-DEFAULT_TILE_SIZE_PX = 504
+DEFAULT_TILE_SIZE_PX = 384
 BAND_SETS = {"all": OUTPUT_ALL, "20m": OUTPUT_20M}
 _GROUPS: dict[int, tuple[str, ...]] = {1: BANDS_10M, 2: BANDS_20M, 6: BANDS_60M}
 _PREFETCH_TILES = 2
@@ -351,6 +351,7 @@ def _output_spec(
         band_descriptions=[BY_NAME[b].description for b in bands],
         reflectance=options.reflectance,
         cog=options.cog,
+        block_size_px=block_size_for(plan.tile_size_px),
         scales_offsets=None
         if options.reflectance
         else [

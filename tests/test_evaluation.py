@@ -1,0 +1,70 @@
+"""The reduced-scale protocol end to end on real scenes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from dsen2.catalogue import resolve_models
+from dsen2.evaluation import evaluate, read_scene, wald_pair
+from dsen2.product import open_product
+from tests.safe_fixture import SafeSpec, write_safe
+from tests.test_cli import dsen2
+
+
+def test_wald_pair_shapes_and_target() -> None:
+    arrays = {
+        1: np.ones((4, 144, 144), np.float32),
+        2: np.ones((6, 72, 72), np.float32),
+        6: np.ones((2, 24, 24), np.float32),
+    }
+    inputs, target = wald_pair(arrays, 6)
+    assert inputs[1].shape == (4, 24, 24) and inputs[2].shape == (6, 12, 12)
+    assert inputs[6].shape == (2, 4, 4) and target.shape == (2, 24, 24)
+    inputs, target = wald_pair(arrays, 2)
+    assert inputs[1].shape == (4, 72, 72) and inputs[2].shape == (6, 36, 36)
+    assert 6 not in inputs and target.shape == (6, 72, 72)
+
+
+def test_baseline_model_scores_exactly_like_bilinear(tmp_path: Path) -> None:
+    """The shipped untrained baseline is bilinear upsampling inside the graph: the protocol must
+    give it bilinear's scores, and bicubic must beat both on real data (as in the paper)."""
+    (tmp_path / "safe").mkdir()
+    product = open_product([write_safe(tmp_path / "safe", SafeSpec("L1C", "04.00", size_px=288))])
+    arrays = read_scene(product, {2, 6})
+    models = list(resolve_models("dsen2", {2, 6}).values())
+    for scale in (2, 6):
+        report = evaluate(product.product_id, arrays, scale, models)
+        by_method = {s.method: s for s in report.scores}
+        baseline = by_method[f"dsen2-{'t2x' if scale == 2 else 's6x'}-baseline"]
+        np.testing.assert_allclose(baseline.rmse, by_method["bilinear"].rmse, rtol=1e-4)
+        assert abs(baseline.sam_deg - by_method["bilinear"].sam_deg) < 1e-4
+        assert by_method["bicubic"].mean_rmse < by_method["bilinear"].mean_rmse
+
+
+def test_evaluate_command_writes_tables_and_json(
+    bigearthnet_patches: list[Path], tiny_models: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "scores.json"
+    table = tmp_path / "scores.md"
+    result = dsen2(
+        "evaluate",
+        bigearthnet_patches[0],
+        bigearthnet_patches[1],
+        "--model",
+        tiny_models,
+        "--json",
+        report,
+        "--markdown",
+        table,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| RMSE (DN) | B5 | B6 | B7 | B8A | B11 | B12 | mean |" in result.stdout
+    document = json.loads(report.read_text())
+    assert len(document) == 2
+    methods = [s["method"] for s in document[0]["scores"]]
+    assert methods == ["bicubic", "bilinear", "tiny-2x-random"]
+    assert all(len(s["rmse"]) == 6 for s in document[0]["scores"])
+    assert table.read_text().count("### ") == 2
