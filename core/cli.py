@@ -130,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--markdown", type=Path, metavar="FILE", help="also write the tables as Markdown"
     )
 
+    train = sub.add_parser("train", help="train a network from an experiment config (needs torch)")
+    train.add_argument("config", type=Path, help="experiment TOML (see dsen2.train.config)")
+    train.add_argument("--run-dir", type=Path, help="default: runs/<name>; an existing run resumes")
+    export = sub.add_parser("export", help="export a run's best checkpoint to ONNX (needs torch)")
+    export.add_argument("run_dir", type=Path)
+
     models = sub.add_parser("models", help="list the model catalogue")
     models.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -157,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             return _info(args)
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command in ("train", "export"):
+            return _training(args)
         return _models(args)
     except DSen2Error as error:
         if args.debug:
@@ -237,6 +245,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         document = [report.to_dict() for report in reports]
         args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def _training(args: argparse.Namespace) -> int:
+    try:  # torch is an optional extra: imported only for these two commands
+        from dsen2.train.config import load_config
+        from dsen2.train.loop import export_run, train
+    except ImportError as error:
+        raise DSen2Error(
+            f"training needs PyTorch ({error}); install it with pip install 'dsen2[train]'"
+        ) from error
+    if args.command == "train":
+        config = load_config(args.config)
+        run_dir = args.run_dir or Path("runs") / config.name
+        best = train(config, run_dir, config_path=args.config)
+        print(f"best checkpoint: {best}")
+        return 0
+    path = export_run(args.run_dir)
+    print(f"exported {path} (model card {path.with_suffix('.md')})")
     return 0
 
 

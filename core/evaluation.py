@@ -120,24 +120,32 @@ def evaluate(
 
 
 def wald_pair(
-    arrays: dict[int, FloatArray], scale: int
+    arrays: dict[int, FloatArray], scale: int, factor: int | None = None
 ) -> tuple[dict[int, FloatArray], FloatArray]:
-    """Degraded network inputs (keyed by their role: 1 = the 10 m role, 2, 6) and the target.
+    """Degraded network inputs (keyed by grid role: 1 = the 10 m role, 2, 6) and the target.
+
+    With ``factor`` = ``scale`` (the default) this is the paper's protocol. A larger multiple of
+    the scale degrades further (e.g. 4 for the 2× net: 80 m → 40 m, target the 20 m bands
+    degraded to 40 m), for scale-invariance checks and pooled training.
 
     Raises:
-        WindowError: the scene is too small for this scale.
+        WindowError: the scene is too small for this factor.
     """
-    multiple = 2 * scale if scale == 2 else 6 * scale  # the coarsest degraded grid must be whole
+    factor = factor or scale
+    if factor % scale:
+        raise ValueError(f"degradation factor {factor} must be a multiple of the scale {scale}")
+    multiple = factor * scale  # every degraded grid, and the network's input, stays whole
     rows, cols = arrays[1].shape[1:]
     rows, cols = rows // multiple * multiple, cols // multiple * multiple
     if rows < multiple * 4 or cols < multiple * 4:
         raise WindowError(
             f"the scene ({arrays[1].shape[2]}×{arrays[1].shape[1]} px) is too small for the "
-            f"{scale}× reduced-scale protocol (at least {multiple * 4} px a side)"
+            f"{scale}× protocol at factor {factor} (at least {multiple * 4} px a side)"
         )
     crops = {f: a[:, : rows // f, : cols // f] for f, a in arrays.items() if f <= scale}
-    inputs = {f: degrade(crops[f], scale) for f in crops}
-    return inputs, crops[scale]
+    inputs = {f: degrade(crops[f], factor) for f in crops}
+    target = crops[scale] if factor == scale else degrade(crops[scale], factor // scale)
+    return inputs, target
 
 
 def _run_whole(

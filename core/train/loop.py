@@ -1,0 +1,229 @@
+"""Training (paper Sec. 4.5, 5.1): L1 loss, NAdam, learning rate halved on plateaus, early
+stopping, a checkpoint every epoch and a resume that reproduces the same curve.
+
+A run directory holds ``config.toml`` (a copy), ``split.json`` (the scenes of each side),
+``log.csv`` (epoch, losses, learning rate, seconds), ``last.pt`` and ``best.pt``, and after
+:func:`export_run` the ONNX model with its model card.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F  # noqa: N812
+
+from dsen2.train.config import ExperimentConfig
+from dsen2.train.data import PatchSet, augment, sample_patches
+from dsen2.train.export import export, metadata_for
+from dsen2.train.network import INPUT_SCALE_DN, DSen2, build
+
+
+@dataclass(frozen=True)
+class TrainState:
+    """Where a run stands after an epoch (stored in every checkpoint)."""
+
+    epoch: int
+    best: float
+    stale_epochs: int
+
+
+LOG_FIELDS = ("epoch", "train_l1", "validation_l1", "learning_rate", "seconds")
+
+
+def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = None) -> Path:
+    """Train (or resume) the experiment in ``run_dir``; return the best checkpoint's path."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if config_path is not None and not (run_dir / "config.toml").exists():
+        shutil.copy(config_path, run_dir / "config.toml")
+    (run_dir / "split.json").write_text(
+        json.dumps({"train": config.data.train, "validation": config.data.validation}, indent=2)
+    )
+    factors = (config.scale, *config.data.pool_scales)
+    train_set = sample_patches(
+        config.data.train,
+        config.scale,
+        config.data.patch_px,
+        config.data.patches_per_scene,
+        factors,
+        config.seed,
+        config.data.offset_dn,
+    )
+    validation_set = sample_patches(
+        config.data.validation,
+        config.scale,
+        config.data.patch_px,
+        config.data.validation_patches_per_scene,
+        (config.scale,),
+        config.seed + 1,
+        config.data.offset_dn,
+    )
+    device = torch.device(config.device)
+    model = build(config.scale, config.architecture, seed=config.seed).to(device)
+    optimizer = torch.optim.NAdam(model.parameters(), lr=config.optim.learning_rate)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=0.5, patience=config.optim.plateau_patience
+    )
+    state = TrainState(epoch=0, best=float("inf"), stale_epochs=0)
+    last = run_dir / "last.pt"
+    if last.exists():
+        checkpoint = torch.load(last, map_location=device, weights_only=False)
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        state = TrainState(**checkpoint["state"])
+    else:
+        _log(
+            run_dir,
+            {
+                "epoch": 0,
+                "train_l1": "",
+                "validation_l1": _evaluate(model, validation_set, device),
+                "learning_rate": config.optim.learning_rate,
+                "seconds": 0.0,
+            },
+            header=True,
+        )
+    while (
+        state.epoch < config.optim.epochs and state.stale_epochs < config.optim.early_stop_patience
+    ):
+        started = time.perf_counter()
+        epoch = state.epoch + 1
+        train_l1 = _train_epoch(model, optimizer, train_set, config, epoch, device)
+        validation_l1 = _evaluate(model, validation_set, device)
+        scheduler.step(validation_l1)
+        improved = validation_l1 < state.best
+        state = TrainState(
+            epoch=epoch,
+            best=min(state.best, validation_l1),
+            stale_epochs=0 if improved else state.stale_epochs + 1,
+        )
+        checkpoint = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "state": asdict(state),
+            "config": asdict(config),
+        }
+        if improved:
+            torch.save(checkpoint, run_dir / "best.pt")
+        torch.save(checkpoint, last)
+        _log(
+            run_dir,
+            {
+                "epoch": epoch,
+                "train_l1": train_l1,
+                "validation_l1": validation_l1,
+                "learning_rate": optimizer.param_groups[0]["lr"],
+                "seconds": time.perf_counter() - started,
+            },
+        )
+    return run_dir / "best.pt"
+
+
+def _train_epoch(
+    model: DSen2,
+    optimizer: torch.optim.Optimizer,
+    data: PatchSet,
+    config: ExperimentConfig,
+    epoch: int,
+    device: torch.device,
+) -> float:
+    """One pass over shuffled batches; the shuffle and augmentation depend only on
+    (seed, epoch), so a resumed run repeats the same epochs exactly."""
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    order = torch.randperm(len(data), generator=generator)
+    model.train()
+    total, count = 0.0, 0
+    for start in range(0, len(data), config.optim.batch_size):
+        index = order[start : start + config.optim.batch_size]
+        inputs = {f: t[index] for f, t in data.inputs.items()}
+        target = data.target[index]
+        if config.data.augment:
+            inputs, target = augment(inputs, target, generator)
+        loss = _l1(model, inputs, target, device)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += float(loss) * len(index)
+        count += len(index)
+    return total / count
+
+
+@torch.no_grad()
+def _evaluate(model: DSen2, data: PatchSet, device: torch.device) -> float:
+    model.eval()
+    total = 0.0
+    for start in range(0, len(data), 256):
+        inputs = {f: t[start : start + 256] for f, t in data.inputs.items()}
+        target = data.target[start : start + 256]
+        total += float(_l1(model, inputs, target, device)) * len(target)
+    return total / len(data)
+
+
+def _l1(
+    model: DSen2, inputs: dict[int, torch.Tensor], target: torch.Tensor, device: torch.device
+) -> torch.Tensor:
+    """L1 in the network's normalised units (DN / 2000), as the paper trains."""
+    args = [inputs[f].to(device) for f in sorted(inputs)]
+    output = model(*args)
+    return F.l1_loss(output / INPUT_SCALE_DN, target.to(device) / INPUT_SCALE_DN)
+
+
+def _log(run_dir: Path, row: dict[str, object], header: bool = False) -> None:
+    with open(run_dir / "log.csv", "w" if header else "a", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
+        if header:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def read_log(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "log.csv", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def export_run(run_dir: Path, version: str = "0.1.0") -> Path:
+    """Export the best checkpoint of a run to ONNX with metadata, and write its model card."""
+    checkpoint = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
+    config = checkpoint["config"]  # the resolved experiment, as trained
+    architecture, data, scale = config["architecture"], config["data"], config["scale"]
+    model = DSen2(scale, architecture["num_blocks"], architecture["feature_size"])
+    model.load_state_dict(checkpoint["model"])
+    log = read_log(run_dir)
+    seconds = sum(float(row["seconds"]) for row in log)
+    name = f"{config['name']}-{'t2x' if scale == 2 else 's6x'}"
+    summary = (
+        f"trained by dsen2 on {len(data['train'])} scene(s) "
+        f"({', '.join(Path(s).name for s in data['train'])}), validated on "
+        f"{', '.join(Path(s).name for s in data['validation'])}; degradation factors "
+        f"{(scale, *data['pool_scales'])}; {data['patches_per_scene']} patches of "
+        f"{data['patch_px']} px per scene and factor; best epoch {checkpoint['state']['epoch']} "
+        f"of {log[-1]['epoch']} (validation L1 {checkpoint['state']['best']:.5f}); "
+        f"{seconds / 60:.1f} min on {config['device']} ({platform.machine()})"
+    )
+    metadata = metadata_for(model, name, architecture["name"], True, summary, version)
+    path = export(model, run_dir / f"{name}.onnx", metadata)
+    card = [
+        f"# {name}",
+        "",
+        f"- variant: {architecture['name']} (d={architecture['num_blocks']}, "
+        f"f={architecture['feature_size']}), {scale}×",
+        f"- training: {summary}",
+        "",
+        "| epoch | train L1 | validation L1 | learning rate | seconds |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {r['epoch']} | {r['train_l1']} | {r['validation_l1']} | {r['learning_rate']} | "
+            f"{float(r['seconds']):.1f} |"
+            for r in log
+        ),
+    ]
+    path.with_suffix(".md").write_text("\n".join(card) + "\n", encoding="utf-8")
+    return path
