@@ -13,7 +13,13 @@ from pathlib import Path
 from osgeo import gdal
 
 from dsen2 import __version__
-from dsen2.catalogue import load_catalogue, models_dir, resolve_models
+from dsen2.catalogue import (
+    ResolvedModel,
+    load_catalogue,
+    models_dir,
+    resolve_models,
+    sha256_of,
+)
 from dsen2.engine import BAND_SETS, DEFAULT_TILE_SIZE_PX, RunOptions, superresolve
 from dsen2.errors import DSen2Error
 from dsen2.evaluation import evaluate, markdown_table, read_scene
@@ -114,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         action="append",
         default=[],
-        help="catalogue family, folder of exports or comma-separated .onnx "
-        "files; repeat to compare several (default: baselines only)",
+        help="catalogue family, folder of exports, comma-separated .onnx files, or a "
+        "training run folder (its best checkpoint is exported first; needs torch); repeat to "
+        "compare several (default: baselines only)",
     )
     evaluate.add_argument(
         "--scale",
@@ -231,7 +238,7 @@ def _info(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     scales = {2, 6} if args.scale == "all" else {int(args.scale)}
-    models = [m for spec in args.model for m in resolve_models(spec, scales).values()]
+    models = [m for spec in args.model for m in _evaluation_models(spec, scales)]
     reports = []
     for scene in args.scenes:
         product = open_product([scene], offset_dn=args.offset)
@@ -246,6 +253,17 @@ def _evaluate(args: argparse.Namespace) -> int:
         document = [report.to_dict() for report in reports]
         args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def _evaluation_models(spec: str, scales: set[int]) -> list[ResolvedModel]:
+    """Models named by ``spec``; a training run folder is exported to ONNX first."""
+    run_dir = Path(spec)
+    if (run_dir / "best.pt").is_file():
+        from dsen2.train.loop import export_run  # torch only for checkpoints
+
+        path = export_run(run_dir)
+        return [ResolvedModel(path, read_metadata(path), sha256_of(path), from_catalogue=False)]
+    return list(resolve_models(spec, scales).values())
 
 
 def _training(args: argparse.Namespace) -> int:

@@ -65,6 +65,9 @@ def test_training_lowers_validation_loss_and_exports(scenes, tmp_path: Path) -> 
     assert metadata.trained and metadata.variant == "custom" and metadata.scale == 2
     assert "scene-a" in metadata.training or scenes[0].name in metadata.training
     assert (run_dir / "tiny-t2x.md").read_text().startswith("# tiny-t2x")
+    scores = dsen2("evaluate", scenes[1], "--model", run_dir, "--json", tmp_path / "s.json")
+    assert scores.returncode == 0, scores.stderr
+    assert "| tiny-t2x |" in scores.stdout  # the run's checkpoint next to bicubic and bilinear
     output = tmp_path / "sr.tif"
     run = dsen2("run", scenes[1], "-o", output, "--model", onnx_file, "--bands", "20m", "-q")
     assert run.returncode == 0, run.stderr
