@@ -151,7 +151,7 @@ def _train_epoch(
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        total += float(loss) * len(index)
+        total += loss.item() * len(index)
         count += len(index)
     return total / count
 
