@@ -131,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="which network to evaluate (default 2)",
     )
     evaluate.add_argument("--device", choices=[d.value for d in Device], default="auto")
+    evaluate.add_argument(
+        "--factor",
+        type=int,
+        help="degradation factor, a multiple of the scale (default: the scale; 4 with --scale 2 "
+        "scores 80→40 m, for scale-invariance checks)",
+    )
     evaluate.add_argument("--offset", type=float, metavar="DN", help="as for 'run'")
     evaluate.add_argument("--json", type=Path, metavar="FILE", help="also write the scores as JSON")
     evaluate.add_argument(
@@ -244,7 +250,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         product = open_product([scene], offset_dn=args.offset)
         arrays = read_scene(product, scales)
         for scale in sorted(scales):
-            reports.append(evaluate(product.product_id, arrays, scale, models, Device(args.device)))
+            factor = args.factor if args.factor else scale
+            reports.append(
+                evaluate(product.product_id, arrays, scale, models, Device(args.device), factor)
+            )
     table = markdown_table(reports)
     print(table)
     if args.markdown:

@@ -42,6 +42,9 @@ def test_baseline_model_scores_exactly_like_bilinear(tmp_path: Path) -> None:
         np.testing.assert_allclose(baseline.rmse, by_method["bilinear"].rmse, rtol=1e-4)
         assert abs(baseline.sam_deg - by_method["bilinear"].sam_deg) < 1e-4
         assert by_method["bicubic"].mean_rmse < by_method["bilinear"].mean_rmse
+    coarser = evaluate(product.product_id, arrays, 2, models, factor=4)  # 80 m → 40 m
+    assert coarser.factor == 4 and coarser.size_px == (72, 72)
+    assert {s.method for s in coarser.scores} == {"bicubic", "bilinear", "dsen2-t2x-baseline"}
 
 
 def test_evaluate_command_writes_tables_and_json(
