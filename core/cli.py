@@ -142,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--markdown", type=Path, metavar="FILE", help="also write the tables as Markdown"
     )
+    evaluate.add_argument(
+        "--figures",
+        type=Path,
+        metavar="DIR",
+        help="also write PNG bar charts and residual maps there (needs matplotlib)",
+    )
 
     train = sub.add_parser("train", help="train a network from an experiment config (needs torch)")
     train.add_argument("config", type=Path, help="experiment TOML (see dsen2.train.config)")
@@ -258,6 +264,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(table)
     if args.markdown:
         args.markdown.write_text(table + "\n", encoding="utf-8")
+    if args.figures:
+        from dsen2.figures import write_figures  # matplotlib only when asked for
+
+        for path in write_figures(reports, args.figures):
+            print(f"figure: {path}")
     if args.json:
         document = [report.to_dict() for report in reports]
         args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

@@ -66,6 +66,8 @@ class SceneReport:
     size_px: tuple[int, int]
     factor: int
     scores: list[Scores] = field(default_factory=list)
+    # |estimate − target| per method, [bands, rows, cols] DN (for figures; not serialised)
+    residuals: dict[str, FloatArray] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -115,14 +117,13 @@ def evaluate(
     report = SceneReport(
         scene_name, scale, (target.shape[2], target.shape[1]), factor=factor or scale
     )
-    for method in BASELINES:
-        estimate = upsample(inputs[scale], scale, method)
-        report.scores.append(_score(method, estimate, target, valid, scale))
+    estimates = {method: upsample(inputs[scale], scale, method) for method in BASELINES}
     for model in models:
-        if model.metadata.scale != scale:
-            continue
-        estimate = _run_whole(model, inputs, scale, device)
-        report.scores.append(_score(model.metadata.name, estimate, target, valid, scale))
+        if model.metadata.scale == scale:
+            estimates[model.metadata.name] = _run_whole(model, inputs, scale, device)
+    for method, estimate in estimates.items():
+        report.scores.append(_score(method, estimate, target, valid, scale))
+        report.residuals[method] = np.where(valid, np.abs(estimate - target), np.nan)
     return report
 
 

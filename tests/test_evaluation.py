@@ -52,6 +52,7 @@ def test_evaluate_command_writes_tables_and_json(
 ) -> None:
     report = tmp_path / "scores.json"
     table = tmp_path / "scores.md"
+    figures = tmp_path / "figures"
     result = dsen2(
         "evaluate",
         bigearthnet_patches[0],
@@ -62,6 +63,8 @@ def test_evaluate_command_writes_tables_and_json(
         report,
         "--markdown",
         table,
+        "--figures",
+        figures,
     )
     assert result.returncode == 0, result.stderr
     assert "| RMSE (DN) | B5 | B6 | B7 | B8A | B11 | B12 | mean |" in result.stdout
@@ -71,3 +74,7 @@ def test_evaluate_command_writes_tables_and_json(
     assert methods == ["bicubic", "bilinear", "tiny-2x-random"]
     assert all(len(s["rmse"]) == 6 for s in document[0]["scores"])
     assert table.read_text().count("### ") == 2
+    pngs = sorted(figures.glob("*.png"))
+    assert len(pngs) == 4  # metrics and residuals for each scene
+    for png in pngs:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
