@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR := demo-output
 
-.PHONY: demo test lint typecheck pytest system-deps venv bench baseline-models clean
+.PHONY: demo test lint typecheck pytest system-deps venv bench baseline-models qgis-plugin clean
 
 system-deps:
 	bash packaging/install-system-deps.sh
@@ -44,5 +44,9 @@ bench: venv
 baseline-models: venv
 	$(PY) -m dsen2.train.export baseline models/
 
+# The QGIS plugin zip (core and models bundled) for "Install from ZIP": dist/dsen2_superresolution-*.zip
+qgis-plugin: venv
+	$(PY) packaging/build_qgis_plugin.py
+
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(DEMO_DIR) dist .qgis-settings .pytest_cache .mypy_cache .ruff_cache .hypothesis

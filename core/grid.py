@@ -49,6 +49,20 @@ class Grid:
     def geotransform(self) -> tuple[float, float, float, float, float, float]:
         return (self.x_origin_m, self.pixel_size_m, 0.0, self.y_origin_m, 0.0, -self.pixel_size_m)
 
+    def window_of_bounds(
+        self, x_min_m: float, y_min_m: float, x_max_m: float, y_max_m: float
+    ) -> Window:
+        """The smallest window of whole pixels covering a map rectangle (in this grid's CRS).
+
+        Not clipped to the raster: the engine clips a region of interest and reports one that
+        misses the image.
+        """
+        col_off = math.floor((x_min_m - self.x_origin_m) / self.pixel_size_m + _TOLERANCE_PX)
+        row_off = math.floor((self.y_origin_m - y_max_m) / self.pixel_size_m + _TOLERANCE_PX)
+        col_end = math.ceil((x_max_m - self.x_origin_m) / self.pixel_size_m - _TOLERANCE_PX)
+        row_end = math.ceil((self.y_origin_m - y_min_m) / self.pixel_size_m - _TOLERANCE_PX)
+        return Window(col_off, row_off, max(col_end - col_off, 0), max(row_end - row_off, 0))
+
     def sub_grid(self, window: Window) -> Grid:
         """The grid of a window of this grid."""
         return Grid(

@@ -97,3 +97,26 @@ def test_tiles_cover_the_image_exactly_once(width: int, height: int, tile: int) 
 def test_tile_smaller_than_alignment_is_refused() -> None:
     with pytest.raises(WindowError):
         plan_tiles(Window(0, 0, 60, 60), 4, 6, 20, 26)
+
+
+def test_window_of_bounds_covers_partial_pixels_and_round_trips() -> None:
+    grid = _grid(435730, 4179460, 10, 1933, 1947)
+    assert grid.window_of_bounds(435730, 4179460 - 90, 435730 + 120, 4179460) == Window(0, 0, 12, 9)
+    # a rectangle cutting pixels grows outwards to whole pixels
+    assert grid.window_of_bounds(435735, 4179300.5, 435801, 4179455) == Window(0, 0, 8, 16)
+
+
+@given(
+    col=st.integers(-50, 2000),
+    row=st.integers(-50, 2000),
+    width=st.integers(1, 500),
+    height=st.integers(1, 500),
+)
+def test_window_of_bounds_inverts_sub_grid(col: int, row: int, width: int, height: int) -> None:
+    grid = _grid(435730.0, 4179460.0, 10.0, 1933, 1947)
+    sub = grid.sub_grid(Window(col, row, width, height))
+    x_max = sub.x_origin_m + width * sub.pixel_size_m
+    y_min = sub.y_origin_m - height * sub.pixel_size_m
+    assert grid.window_of_bounds(sub.x_origin_m, y_min, x_max, sub.y_origin_m) == Window(
+        col, row, width, height
+    )
