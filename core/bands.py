@@ -82,6 +82,11 @@ OUTPUT_ALL: tuple[str, ...] = (
 )
 OUTPUT_20M: tuple[str, ...] = BANDS_20M
 
+# The 5 m models (trained on SEN2VENµS, whose VENµS references cover eight bands): inputs B2 B3 B4
+# B8 at 10 m and B5 B6 B7 B8A at 20 m, output all eight at 5 m.
+BANDS_20M_TO_5M: tuple[str, ...] = ("B5", "B6", "B7", "B8A")
+OUTPUT_5M: tuple[str, ...] = BANDS_10M + BANDS_20M_TO_5M
+
 _BAND_TOKEN = re.compile(r"(?<![A-Za-z0-9])B(8A|0?[1-9]|1[0-2])(?![A-Za-z0-9])", re.IGNORECASE)
 
 

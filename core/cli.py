@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--bands",
         choices=sorted(BAND_SETS),
         default="all",
-        help="all: B1-B12 without B10 (default); 20m: B5 B6 B7 B8A B11 B12",
+        help="all: B1-B12 without B10 (default); 20m: B5 B6 B7 B8A B11 B12; 5m: B2 B3 B4 B8 "
+        "B5 B6 B7 B8A on a 5 m grid (needs a 4x model trained on SEN2VENuS, via --model)",
     )
     run.add_argument(
         "--device",

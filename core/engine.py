@@ -21,7 +21,7 @@ import numpy.typing as npt
 from onnxruntime import InferenceSession
 
 from dsen2 import __version__
-from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M, BY_NAME, OUTPUT_20M, OUTPUT_ALL
+from dsen2.bands import BANDS_10M, BY_NAME, OUTPUT_5M, OUTPUT_20M, OUTPUT_ALL
 from dsen2.catalogue import ResolvedModel, resolve_models
 from dsen2.errors import CancelledError, WindowError
 from dsen2.grid import Nesting
@@ -36,8 +36,8 @@ from dsen2.window import Window
 from dsen2.writer import OutputSpec, block_size_for, check_writable, open_output
 
 DEFAULT_TILE_SIZE_PX = 384
-BAND_SETS = {"all": OUTPUT_ALL, "20m": OUTPUT_20M}
-_GROUPS: dict[int, tuple[str, ...]] = {1: BANDS_10M, 2: BANDS_20M, 6: BANDS_60M}
+BAND_SETS = {"all": OUTPUT_ALL, "20m": OUTPUT_20M, "5m": OUTPUT_5M}
+_INPUT_FACTORS = {"b10": 1, "b20": 2, "b60": 6}  # graph input → its grid over the 10 m grid
 _PREFETCH_TILES = 2
 ArrayT = TypeVar("ArrayT", bound=np.ndarray)
 
@@ -48,7 +48,8 @@ class RunOptions:
 
     Attributes:
         model: catalogue family (``"dsen2"``), folder of exports, or comma-separated .onnx paths.
-        bands: ``"all"`` (B1…B12 without B10) or ``"20m"`` (the six 20 m bands).
+        bands: ``"all"`` (B1…B12 without B10), ``"20m"`` (the six 20 m bands), or ``"5m"``
+            (B2 B3 B4 B8 B5 B6 B7 B8A on a 5 m grid, with a 4× model trained on SEN2VENµS).
         device: where the networks run.
         tile_size_px: edge of a tile on the 10 m grid (rounded down to a multiple of 6).
         roi: region of interest in pixels of the input's 10 m band grid, or None for all.
@@ -76,7 +77,14 @@ class RunOptions:
 
     @property
     def scales(self) -> set[int]:
+        if self.bands == "5m":
+            return {4}
         return {2, 6} if any(BY_NAME[b].gsd_m == 60 for b in self.output_bands) else {2}
+
+    @property
+    def output_factor(self) -> int:
+        """Output pixels per 10 m pixel along an axis: 2 on the 5 m grid, else 1."""
+        return 2 if self.bands == "5m" else 1
 
 
 @dataclass(frozen=True)
@@ -121,10 +129,11 @@ def superresolve(
     started = time.perf_counter()
     output = Path(output)
     check_writable(output)
-    factors = sorted({1, 2} | ({6} if 6 in options.scales else set()))
-    needed = [band for factor in factors for band in _GROUPS[factor]]
-    product.require(needed)
     models = resolve_models(options.model, options.scales)
+    groups = _input_groups(models)
+    factors = sorted(groups)
+    needed = [band for factor in factors for band in groups[factor]]
+    product.require(needed)
     infos = [inspect_band(band, product.band_files[band]) for band in needed]
     nesting = nest_bands(infos)
     receptive_field_px = max(model.metadata.receptive_field_px for model in models.values())
@@ -146,7 +155,7 @@ def superresolve(
 
         def read(window: Window) -> _Tile:
             padded = window.grown(plan.read_halo_px)
-            return _Tile(window, {f: reader.read(_GROUPS[f], padded) for f in factors})
+            return _Tile(window, {f: reader.read(groups[f], padded) for f in factors})
 
         read_pool = ThreadPoolExecutor(1, thread_name_prefix="dsen2-read")
         write_pool = ThreadPoolExecutor(1, thread_name_prefix="dsen2-write")
@@ -155,8 +164,11 @@ def superresolve(
             for index, tile in enumerate(_prefetched(read_pool, read, tiles)):
                 if is_cancelled():
                     raise CancelledError("cancelled by the user; no output was written")
-                stack = _process_tile(tile, plan, factors, sessions, product.radiometry, options)
+                stack = _process_tile(
+                    tile, plan, groups, sessions, models, product.radiometry, options
+                )
                 target = tile.window.shifted(-plan.image.col_off, -plan.image.row_off)
+                target = target.scaled(options.output_factor)
                 pending_writes.append(write_pool.submit(sink.write, target, stack))
                 while len(pending_writes) > _PREFETCH_TILES:
                     pending_writes.popleft().result()
@@ -168,8 +180,8 @@ def superresolve(
             write_pool.shutdown(wait=True, cancel_futures=True)
     return RunResult(
         output=output,
-        width_px=plan.image.width,
-        height_px=plan.image.height,
+        width_px=plan.image.width * options.output_factor,
+        height_px=plan.image.height * options.output_factor,
         band_names=options.output_bands,
         model_names=tuple(model.metadata.name for model in models.values()),
         device=session_device(next(iter(sessions.values()))),
@@ -222,47 +234,62 @@ def _prefetched(
         yield tile
 
 
+def _input_groups(models: dict[int, ResolvedModel]) -> dict[int, tuple[str, ...]]:
+    """The bands read on each input grid (factor 1, 2, 6), from the models' graph inputs."""
+    groups: dict[int, tuple[str, ...]] = {}
+    for model in models.values():
+        for name, bands in model.metadata.input_bands.items():
+            groups.setdefault(_INPUT_FACTORS[name], bands)
+    return groups
+
+
 def _process_tile(
     tile: _Tile,
     plan: TilePlan,
-    factors: list[int],
+    groups: dict[int, tuple[str, ...]],
     sessions: dict[int, InferenceSession],
+    models: dict[int, ResolvedModel],
     radiometry: Radiometry,
     options: RunOptions,
 ) -> npt.NDArray[np.generic]:
     """Fill no-data, run the networks, mask and convert one tile to output bands."""
     margin = plan.read_halo_px - plan.net_halo_px
     halo = plan.net_halo_px
+    out = options.output_factor
     inputs: dict[int, npt.NDArray[np.float32]] = {}
     centre_valid: dict[int, npt.NDArray[np.bool_]] = {}
-    for factor in factors:
+    for factor, bands in groups.items():
         raw = tile.raw[factor]
         valid = valid_mask(raw)
-        values = radiometry.to_network(raw, _GROUPS[factor])
+        values = radiometry.to_network(raw, bands)
         fill_nodata(values, valid, _fill_passes(plan.receptive_field_px, factor))
         inputs[factor] = _crop(values, margin // factor)
         centre = _crop(valid, (margin + halo) // factor)
-        centre_valid[factor] = np.repeat(np.repeat(centre, factor, axis=0), factor, axis=1)
+        centre_valid[factor] = _repeat(centre, factor * out)
     valid_20m = centre_valid[1] & centre_valid[2]
     predictions: dict[str, npt.NDArray[np.float32]] = {}
     for scale, session in sessions.items():
-        feeds = {f"b{10 * f}": inputs[f][np.newaxis] for f in factors if f <= scale}
+        metadata = models[scale].metadata
+        feeds = {name: inputs[_INPUT_FACTORS[name]][np.newaxis] for name in metadata.input_bands}
         if valid_20m.any():
-            result = _crop(run_session(session, feeds)[0], halo)
+            result = _crop(run_session(session, feeds)[0], halo * out)
         else:  # nothing valid here: skip the network, the output is all no-data
-            result = np.zeros((len(_GROUPS[scale]), *valid_20m.shape), np.float32)
-        predictions.update(zip(_GROUPS[scale], result, strict=True))
+            result = np.zeros((len(metadata.output_bands), *valid_20m.shape), np.float32)
+        predictions.update(zip(metadata.output_bands, result, strict=True))
     raw_10m = _crop(tile.raw[1], plan.read_halo_px)
     rows: list[tuple[str, npt.NDArray[np.float32], npt.NDArray[np.bool_] | None]] = []
     for band in options.output_bands:
         factor = BY_NAME[band].gsd_m // 10
-        if factor == 1:
-            index = BANDS_10M.index(band)
-            rows.append((band, raw_10m[index].astype(np.float32), None))
-        else:
+        if band in predictions:
             valid = valid_20m & centre_valid[6] if factor == 6 else valid_20m
             rows.append((band, predictions[band], valid))
+        else:  # a 10 m band on the 10 m grid: copied unchanged
+            rows.append((band, raw_10m[BANDS_10M.index(band)].astype(np.float32), None))
     return _convert(rows, radiometry, options.reflectance)
+
+
+def _repeat(mask: npt.NDArray[np.bool_], factor: int) -> npt.NDArray[np.bool_]:
+    return np.repeat(np.repeat(mask, factor, axis=0), factor, axis=1)
 
 
 def _convert(
@@ -305,7 +332,7 @@ def _output_spec(
     models: dict[int, ResolvedModel],
 ) -> OutputSpec:
     nested_grid = info.grid.sub_grid(nesting.window_10m)
-    grid = nested_grid.sub_grid(plan.image)
+    grid = nested_grid.sub_grid(plan.image).refined(options.output_factor)
     radiometry = product.radiometry
     bands = options.output_bands
     tags = {
@@ -335,6 +362,7 @@ def _output_spec(
             "quantification (band scale/offset say the same); 0 = no data"
         ),
         "BAND_NAMES": ",".join(bands),
+        "OUTPUT_GSD_M": str(10 // options.output_factor),
         "ROI_10M_PX": json.dumps(
             [
                 plan.image.col_off + nesting.window_10m.col_off,
@@ -351,7 +379,7 @@ def _output_spec(
         band_descriptions=[BY_NAME[b].description for b in bands],
         reflectance=options.reflectance,
         cog=options.cog,
-        block_size_px=block_size_for(plan.tile_size_px),
+        block_size_px=block_size_for(plan.tile_size_px * options.output_factor),
         scales_offsets=None
         if options.reflectance
         else [

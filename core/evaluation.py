@@ -220,4 +220,39 @@ def markdown_table(reports: Sequence[SceneReport]) -> str:
             "| all bands | " + " | ".join(f"{s.sam_deg:.3f}" for s in report.scores) + " |"
         )
         lines.append("")
+    lines.extend(summary_table(reports))
     return "\n".join(lines)
+
+
+def summary_table(reports: Sequence[SceneReport]) -> list[str]:
+    """Markdown lines averaging each method over the scenes of each (scale, factor) with more
+    than one scene: mean RMSE, its ratio to bicubic (mean of per-scene ratios), mean SRE, UIQ and
+    SAM, and on how many scenes the method's mean RMSE beats bicubic's."""
+    lines: list[str] = []
+    groups: dict[tuple[int, int], list[SceneReport]] = {}
+    for report in reports:
+        groups.setdefault((report.scale, report.factor), []).append(report)
+    for (scale, factor), group in groups.items():
+        if len(group) < 2:
+            continue
+        lines.append(f"### Over {len(group)} scenes — {scale}× network, degraded ×{factor}")
+        lines.append("")
+        lines.append(
+            "| method | RMSE (DN) | RMSE / bicubic | SRE (dB) | UIQ | SAM (°) | beats bicubic |"
+        )
+        lines.append("|---|---|---|---|---|---|---|")
+        for method in [s.method for s in group[0].scores]:
+            rows = [(r, next(s for s in r.scores if s.method == method)) for r in group]
+            ratios = [
+                scores.mean_rmse / next(s for s in r.scores if s.method == "bicubic").mean_rmse
+                for r, scores in rows
+            ]
+            wins = sum(ratio < 1 for ratio in ratios)
+            lines.append(
+                f"| {method} | {np.mean([s.mean_rmse for _, s in rows]):.1f} | "
+                f"{np.mean(ratios):.3f} | {np.mean([s.mean_sre_db for _, s in rows]):.2f} | "
+                f"{np.mean([s.mean_uiq for _, s in rows]):.4f} | "
+                f"{np.mean([s.sam_deg for _, s in rows]):.3f} | {wins}/{len(group)} |"
+            )
+        lines.append("")
+    return lines

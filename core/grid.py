@@ -63,6 +63,16 @@ class Grid:
         row_end = math.ceil((self.y_origin_m - y_min_m) / self.pixel_size_m - _TOLERANCE_PX)
         return Window(col_off, row_off, max(col_end - col_off, 0), max(row_end - row_off, 0))
 
+    def refined(self, factor: int) -> Grid:
+        """The same area with pixels ``factor`` times smaller (e.g. 10 m → 5 m for 2)."""
+        return Grid(
+            self.x_origin_m,
+            self.y_origin_m,
+            self.pixel_size_m / factor,
+            self.width_px * factor,
+            self.height_px * factor,
+        )
+
     def sub_grid(self, window: Window) -> Grid:
         """The grid of a window of this grid."""
         return Grid(

@@ -13,11 +13,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M
+from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_20M_TO_5M, BANDS_60M, OUTPUT_5M
 from dsen2.errors import ModelError
 
 SCHEMA_VERSION = 1
 METADATA_KEY = "dsen2"
+
+# The ONNX contract by scale: graph inputs (name → bands) and the output's bands.
+CONTRACTS: dict[int, tuple[dict[str, tuple[str, ...]], tuple[str, ...]]] = {
+    2: ({"b10": BANDS_10M, "b20": BANDS_20M}, BANDS_20M),
+    6: ({"b10": BANDS_10M, "b20": BANDS_20M, "b60": BANDS_60M}, BANDS_60M),
+    4: ({"b10": BANDS_10M, "b20": BANDS_20M_TO_5M}, OUTPUT_5M),
+}
+OUTPUT_NAMES = {2: "sr20", 6: "sr60", 4: "sr05"}
 
 # onnx.proto3: ModelProto.metadata_props is field 14; StringStringEntryProto has key=1, value=2.
 _FIELD_METADATA_PROPS = 14
@@ -30,12 +38,13 @@ class ModelMetadata:
     Attributes:
         name: unique model name, e.g. ``"dsen2-t2x-baseline"``.
         variant: architecture family: ``"DSen2"``, ``"VDSen2"`` or ``"custom"``.
-        scale: 2 (20 m → 10 m network) or 6 (60 m → 10 m network).
+        scale: the coarsest input's pixel size over the output's: 2 (20 m → 10 m network),
+            6 (60 m → 10 m network) or 4 (10 m and 20 m → 5 m network, trained on SEN2VENµS).
         num_blocks, feature_size: ResBlock count d and width f.
         input_bands: band names of each graph input, by input name (``b10``, ``b20``, ``b60``).
         output_bands: band names of the single output, in channel order.
         receptive_field_px: how far (in 10 m pixels) an output pixel sees its input.
-        macs_per_px: multiply-adds per output 10 m pixel (for throughput reports).
+        macs_per_px: multiply-adds per output pixel (10 m, or 5 m for scale 4).
         trained: False for baselines and random-weight exports.
         training: free-text summary of the training (data, epochs, hardware) or why untrained.
         version: the model's own version string.
@@ -57,12 +66,9 @@ class ModelMetadata:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
-        expected_inputs = {"b10": BANDS_10M, "b20": BANDS_20M}
-        if self.scale == 6:
-            expected_inputs["b60"] = BANDS_60M
-        expected_outputs = BANDS_20M if self.scale == 2 else BANDS_60M
-        if self.scale not in (2, 6):
-            raise ModelError(f"model {self.name!r}: scale must be 2 or 6, got {self.scale}")
+        if self.scale not in CONTRACTS:
+            raise ModelError(f"model {self.name!r}: scale must be 2, 4 or 6, got {self.scale}")
+        expected_inputs, expected_outputs = CONTRACTS[self.scale]
         if self.schema_version != SCHEMA_VERSION:
             raise ModelError(
                 f"model {self.name!r} uses metadata schema {self.schema_version}; this dsen2 "
@@ -84,7 +90,12 @@ class ModelMetadata:
 
     @property
     def output_name(self) -> str:
-        return "sr20" if self.scale == 2 else "sr60"
+        return OUTPUT_NAMES[self.scale]
+
+    @property
+    def output_gsd_m(self) -> int:
+        """Pixel size of the output grid: 5 m for the 4× (SEN2VENµS) networks, else 10 m."""
+        return 5 if self.scale == 4 else 10
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

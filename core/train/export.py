@@ -3,7 +3,9 @@
     python -m dsen2.train.export baseline models/   # re-create the untrained baselines
 
 The graph inputs are ``b10`` [N,4,H,W], ``b20`` [N,6,H/2,W/2] (and ``b60`` [N,2,H/6,W/6] for
-6×), the output ``sr20`` [N,6,H,W] or ``sr60`` [N,2,H,W], float32 DN, dynamic N, H and W.
+6×), the output ``sr20`` [N,6,H,W] or ``sr60`` [N,2,H,W], float32 DN, dynamic N, H and W. The 4×
+(5 m) networks take ``b10`` [N,4,H,W] and ``b20`` [N,4,H/2,W/2] (B5 B6 B7 B8A) and give ``sr05``
+[N,8,2H,2W].
 """
 
 from __future__ import annotations
@@ -16,20 +18,18 @@ import onnx
 import torch
 
 from dsen2 import __version__
-from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M
 from dsen2.catalogue import CATALOGUE_FILE, sha256_of
-from dsen2.modelmeta import METADATA_KEY, ModelMetadata
-from dsen2.train.network import DSEN2, DSen2, build, zero_last_layer
+from dsen2.modelmeta import CONTRACTS, METADATA_KEY, ModelMetadata
+from dsen2.train.network import DSEN2, Network, build, zero_last_layer
 
 OPSET = 17
+_GRID_FACTORS = {"b10": 1, "b20": 2, "b60": 6}  # input grid over the 10 m grid
 
 
 def metadata_for(
-    model: DSen2, name: str, variant: str, trained: bool, training: str, version: str
+    model: Network, name: str, variant: str, trained: bool, training: str, version: str
 ) -> ModelMetadata:
-    inputs = {"b10": BANDS_10M, "b20": BANDS_20M}
-    if model.scale == 6:
-        inputs["b60"] = BANDS_60M
+    inputs, outputs = CONTRACTS[model.scale]
     return ModelMetadata(
         name=name,
         variant=variant,
@@ -37,7 +37,7 @@ def metadata_for(
         num_blocks=model.num_blocks,
         feature_size=model.feature_size,
         input_bands=inputs,
-        output_bands=BANDS_20M if model.scale == 2 else BANDS_60M,
+        output_bands=outputs,
         receptive_field_px=model.receptive_field_px,
         macs_per_px=model.macs_per_px,
         trained=trained,
@@ -46,18 +46,15 @@ def metadata_for(
     )
 
 
-def export(model: DSen2, path: Path, metadata: ModelMetadata) -> Path:
+def export(model: Network, path: Path, metadata: ModelMetadata) -> Path:
     """Export ``model`` to ``path`` as one self-contained .onnx file carrying ``metadata``."""
     model = model.eval()
     size = 36  # any multiple of 6; the axes are dynamic
-    args: tuple[torch.Tensor, ...] = (
-        torch.rand(1, 4, size, size) * 3000,
-        torch.rand(1, 6, size // 2, size // 2) * 3000,
+    names = list(metadata.input_bands)
+    args = tuple(
+        torch.rand(1, len(bands), size // _GRID_FACTORS[name], size // _GRID_FACTORS[name]) * 3000
+        for name, bands in metadata.input_bands.items()
     )
-    names = ["b10", "b20"]
-    if model.scale == 6:
-        args = (*args, torch.rand(1, 2, size // 6, size // 6) * 3000)
-        names.append("b60")
     output = metadata.output_name
     dynamic = {
         name: {0: "batch", 2: f"rows_{name}", 3: f"cols_{name}"} for name in [*names, output]

@@ -22,7 +22,8 @@ from torch.nn import functional as F  # noqa: N812
 from dsen2.train.config import ExperimentConfig
 from dsen2.train.data import PatchSet, augment, sample_patches
 from dsen2.train.export import export, metadata_for
-from dsen2.train.network import INPUT_SCALE_DN, DSen2, build
+from dsen2.train.network import INPUT_SCALE_DN, Architecture, Network, build
+from dsen2.train.sen2venus import venus_patches
 
 
 @dataclass(frozen=True)
@@ -45,25 +46,7 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
     (run_dir / "split.json").write_text(
         json.dumps({"train": config.data.train, "validation": config.data.validation}, indent=2)
     )
-    factors = (config.scale, *config.data.pool_scales)
-    train_set = sample_patches(
-        config.data.train,
-        config.scale,
-        config.data.patch_px,
-        config.data.patches_per_scene,
-        factors,
-        config.seed,
-        config.data.offset_dn,
-    )
-    validation_set = sample_patches(
-        config.data.validation,
-        config.scale,
-        config.data.patch_px,
-        config.data.validation_patches_per_scene,
-        (config.scale,),
-        config.seed + 1,
-        config.data.offset_dn,
-    )
+    train_set, validation_set = _patch_sets(config)
     device = torch.device(config.device)
     model = build(config.scale, config.architecture, seed=config.seed).to(device)
     optimizer = torch.optim.NAdam(model.parameters(), lr=config.optim.learning_rate)
@@ -127,8 +110,40 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
     return run_dir / "best.pt"
 
 
+def _patch_sets(config: ExperimentConfig) -> tuple[PatchSet, PatchSet]:
+    """Training and validation patches: synthesised from scenes, or SEN2VENµS's real pairs."""
+    data = config.data
+    if config.scale == 4:
+        return (
+            venus_patches(data.train, data.patch_px, data.patches_per_scene, config.seed),
+            venus_patches(
+                data.validation, data.patch_px, data.validation_patches_per_scene, config.seed + 1
+            ),
+        )
+    factors = (config.scale, *data.pool_scales)
+    train_set = sample_patches(
+        data.train,
+        config.scale,
+        data.patch_px,
+        data.patches_per_scene,
+        factors,
+        config.seed,
+        data.offset_dn,
+    )
+    validation_set = sample_patches(
+        data.validation,
+        config.scale,
+        data.patch_px,
+        data.validation_patches_per_scene,
+        (config.scale,),
+        config.seed + 1,
+        data.offset_dn,
+    )
+    return train_set, validation_set
+
+
 def _train_epoch(
-    model: DSen2,
+    model: Network,
     optimizer: torch.optim.Optimizer,
     data: PatchSet,
     config: ExperimentConfig,
@@ -157,7 +172,7 @@ def _train_epoch(
 
 
 @torch.no_grad()
-def _evaluate(model: DSen2, data: PatchSet, device: torch.device) -> float:
+def _evaluate(model: Network, data: PatchSet, device: torch.device) -> float:
     model.eval()
     total = 0.0
     for start in range(0, len(data), 256):
@@ -168,7 +183,7 @@ def _evaluate(model: DSen2, data: PatchSet, device: torch.device) -> float:
 
 
 def _l1(
-    model: DSen2, inputs: dict[int, torch.Tensor], target: torch.Tensor, device: torch.device
+    model: Network, inputs: dict[int, torch.Tensor], target: torch.Tensor, device: torch.device
 ) -> torch.Tensor:
     """L1 in the network's normalised units (DN / 2000), as the paper trains."""
     args = [inputs[f].to(device) for f in sorted(inputs)]
@@ -189,21 +204,30 @@ def read_log(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+_ROLE_TAGS = {2: "t2x", 6: "s6x", 4: "x4-5m"}
+
+
 def export_run(run_dir: Path, version: str = "0.1.0") -> Path:
     """Export the best checkpoint of a run to ONNX with metadata, and write its model card."""
     checkpoint = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
     config = checkpoint["config"]  # the resolved experiment, as trained
     architecture, data, scale = config["architecture"], config["data"], config["scale"]
-    model = DSen2(scale, architecture["num_blocks"], architecture["feature_size"])
+    model = build(scale, Architecture(**architecture), seed=None)
     model.load_state_dict(checkpoint["model"])
     log = read_log(run_dir)
     seconds = sum(float(row["seconds"]) for row in log)
-    name = f"{config['name']}-{'t2x' if scale == 2 else 's6x'}"
+    name = f"{config['name']}-{_ROLE_TAGS[scale]}"
+    source = (
+        f"SEN2VENµS site(s) ({', '.join(Path(s).name for s in data['train'])}: real Sentinel-2 / "
+        "VENµS 5 m pairs)"
+        if scale == 4
+        else f"degradation factors {(scale, *data['pool_scales'])}"
+    )
     summary = (
         f"trained by dsen2 on {len(data['train'])} scene(s) "
         f"({', '.join(Path(s).name for s in data['train'])}), validated on "
-        f"{', '.join(Path(s).name for s in data['validation'])}; degradation factors "
-        f"{(scale, *data['pool_scales'])}; {data['patches_per_scene']} patches of "
+        f"{', '.join(Path(s).name for s in data['validation'])}; {source}; "
+        f"{data['patches_per_scene']} patches of "
         f"{data['patch_px']} px per scene and factor; best epoch {checkpoint['state']['epoch']} "
         f"of {log[-1]['epoch']} (validation L1 {checkpoint['state']['best']:.5f}); "
         f"{seconds / 60:.1f} min on {config['device']} ({platform.machine()})"

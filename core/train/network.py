@@ -7,13 +7,14 @@ multiplication back all live inside it, so its ONNX export needs no pre- or post
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F  # noqa: N812  (the conventional alias)
 from torch import nn
 
-from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M
+from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_20M_TO_5M, BANDS_60M, OUTPUT_5M
 
 INPUT_SCALE_DN = 2000.0
 
@@ -29,6 +30,24 @@ class Architecture:
 
 DSEN2 = Architecture("DSen2", num_blocks=6, feature_size=128)
 VDSEN2 = Architecture("VDSen2", num_blocks=32, feature_size=256)
+
+
+def he_uniform_(network: nn.Module) -> None:
+    """He-uniform weights (Keras ``he_uniform``: U(±sqrt(6/fan_in))), zero biases."""
+    for module in network.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_uniform_(module.weight, a=0.0, nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+def conv_macs_per_px(network: nn.Module) -> int:
+    """Multiply-adds of all 3×3 convolutions per pixel of the grid they run on."""
+    return sum(
+        m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1]
+        for m in network.modules()
+        if isinstance(m, nn.Conv2d)
+    )
 
 
 class ResBlock(nn.Module):
@@ -76,12 +95,7 @@ class DSen2(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """He-uniform weights (Keras ``he_uniform``: U(±sqrt(6/fan_in))), zero biases."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_uniform_(module.weight, a=0.0, nonlinearity="relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        he_uniform_(self)
 
     def forward(
         self, b10: torch.Tensor, b20: torch.Tensor, b60: torch.Tensor | None = None
@@ -113,21 +127,73 @@ class DSen2(nn.Module):
     @property
     def macs_per_px(self) -> int:
         """Multiply-adds per output 10 m pixel."""
-        return sum(
-            m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1]
-            for m in self.modules()
-            if isinstance(m, nn.Conv2d)
+        return conv_macs_per_px(self)
+
+
+class DSen2To5m(nn.Module):
+    """A DSen2-style network to 5 m (scale 4), for SEN2VENµS's VENµS references.
+
+    One joint network: B2 B3 B4 B8 (10 m, upsampled 2×) and B5 B6 B7 B8A (20 m, upsampled 4×) are
+    bilinearly brought to 5 m, concatenated and refined together, with the long skip from the
+    upsampled bands; the output is all eight bands at 5 m. Joint, because the 20 m bands gain
+    most from the 10 m bands' detail and the 10 m bands share the spectral context, in one pass.
+    Same blocks, scaling and He-uniform init as :class:`DSen2`; the convolutions run at 5 m.
+    """
+
+    scale = 4
+
+    def __init__(
+        self, num_blocks: int = 6, feature_size: int = 128, residual_scale: float = 0.1
+    ) -> None:
+        super().__init__()
+        self.num_blocks = num_blocks
+        self.feature_size = feature_size
+        self.out_bands = len(OUTPUT_5M)
+        self.input_scale: torch.Tensor
+        self.register_buffer("input_scale", torch.tensor(INPUT_SCALE_DN))
+        self.head = nn.Conv2d(len(BANDS_10M) + len(BANDS_20M_TO_5M), feature_size, 3, padding=1)
+        self.blocks = nn.Sequential(
+            *(ResBlock(feature_size, residual_scale) for _ in range(num_blocks))
         )
+        self.tail = nn.Conv2d(feature_size, self.out_bands, 3, padding=1)
+        he_uniform_(self)
+
+    def forward(self, b10: torch.Tensor, b20: torch.Tensor) -> torch.Tensor:
+        """Inputs in DN: b10 [N,4,H,W], b20 [N,4,H/2,W/2]; output [N,8,2H,2W] in DN."""
+        up10 = F.interpolate(b10, scale_factor=2.0, mode="bilinear", align_corners=False)
+        up20 = F.interpolate(b20, scale_factor=4.0, mode="bilinear", align_corners=False)
+        skip = torch.cat([up10, up20], dim=1) / self.input_scale
+        y = self.tail(self.blocks(F.relu(self.head(skip))))
+        return (y + skip) * self.input_scale
+
+    @property
+    def conv_layers(self) -> int:
+        return 2 + 2 * self.num_blocks
+
+    @property
+    def receptive_field_px(self) -> int:
+        """Reach in 10 m pixels: half a 10 m pixel per 3×3 conv at 5 m, plus one 20 m pixel."""
+        return math.ceil(self.conv_layers / 2) + 2
+
+    @property
+    def macs_per_px(self) -> int:
+        """Multiply-adds per output 5 m pixel."""
+        return conv_macs_per_px(self)
 
 
-def build(scale: int, architecture: Architecture = DSEN2, seed: int | None = 0) -> DSen2:
-    """A freshly initialised network (seeded for reproducibility)."""
+Network = DSen2 | DSen2To5m
+
+
+def build(scale: int, architecture: Architecture = DSEN2, seed: int | None = 0) -> Network:
+    """A freshly initialised network for ``scale`` 2, 6 or 4 (5 m), seeded for reproducibility."""
     if seed is not None:
         torch.manual_seed(seed)
+    if scale == DSen2To5m.scale:
+        return DSen2To5m(architecture.num_blocks, architecture.feature_size)
     return DSen2(scale, architecture.num_blocks, architecture.feature_size)
 
 
-def zero_last_layer(model: DSen2) -> DSen2:
+def zero_last_layer(model: Network) -> Network:
     """Make ``model`` the honest untrained baseline: output = in-graph bilinear upsampling."""
     with torch.no_grad():
         model.tail.weight.zero_()
