@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -22,7 +23,7 @@ from dsen2.catalogue import (
 )
 from dsen2.engine import BAND_SETS, DEFAULT_TILE_SIZE_PX, RunOptions, superresolve
 from dsen2.errors import DSen2Error
-from dsen2.evaluation import evaluate, markdown_table, read_scene
+from dsen2.evaluation import evaluate, load_scene, markdown_table
 from dsen2.inference import Device
 from dsen2.modelmeta import read_metadata
 from dsen2.product import open_product
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         "scenes",
         nargs="+",
         metavar="SCENE",
-        help="SAFE product or band folder (whole scene is used)",
+        help="SAFE product, band folder, or .npz of nested arrays b10/b20/b60 (whole scene)",
     )
     evaluate.add_argument(
         "--model",
@@ -153,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a network from an experiment config (needs torch)")
     train.add_argument("config", type=Path, help="experiment TOML (see dsen2.train.config)")
     train.add_argument("--run-dir", type=Path, help="default: runs/<name>; an existing run resumes")
+    train.add_argument(
+        "--device", choices=["cpu", "cuda"], help="override the config's device (cpu or cuda)"
+    )
     export = sub.add_parser("export", help="export a run's best checkpoint to ONNX (needs torch)")
     export.add_argument("run_dir", type=Path)
 
@@ -254,13 +258,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     models = [m for spec in args.model for m in _evaluation_models(spec, scales)]
     reports = []
     for scene in args.scenes:
-        product = open_product([scene], offset_dn=args.offset)
-        arrays = read_scene(product, scales)
+        name, arrays = load_scene(scene, scales, offset_dn=args.offset)
         for scale in sorted(scales):
             factor = args.factor if args.factor else scale
-            reports.append(
-                evaluate(product.product_id, arrays, scale, models, Device(args.device), factor)
-            )
+            reports.append(evaluate(name, arrays, scale, models, Device(args.device), factor))
     table = markdown_table(reports)
     print(table)
     if args.markdown:
@@ -297,6 +298,8 @@ def _training(args: argparse.Namespace) -> int:
         ) from error
     if args.command == "train":
         config = load_config(args.config)
+        if args.device:
+            config = dataclasses.replace(config, device=args.device)
         run_dir = args.run_dir or Path("runs") / config.name
         best = train(config, run_dir, config_path=args.config)
         print(f"best checkpoint: {best}")

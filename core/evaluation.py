@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -18,10 +19,10 @@ import numpy.typing as npt
 from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M
 from dsen2.catalogue import ResolvedModel
 from dsen2.degradation import degrade
-from dsen2.errors import WindowError
+from dsen2.errors import ProductFormatError, WindowError
 from dsen2.inference import Device, create_session, run_session
 from dsen2.metrics import rmse, sam, sre, uiq
-from dsen2.product import Product
+from dsen2.product import Product, open_product
 from dsen2.raster import inspect_band, nest_bands, open_tile_reader
 from dsen2.resample import upsample
 from dsen2.tiling import round_up
@@ -85,6 +86,45 @@ class SceneReport:
                 for s in self.scores
             ],
         }
+
+
+NPZ_ARRAYS = {1: "b10", 2: "b20", 6: "b60"}
+
+
+def load_scene(
+    source: str | Path, scales: set[int], offset_dn: float | None = None
+) -> tuple[str, dict[int, FloatArray]]:
+    """A scene's name and arrays in network units, from a product/band folder or an ``.npz``.
+
+    An ``.npz`` holds ``b10`` [4,H,W] (B2 B3 B4 B8), ``b20`` [6,H/2,W/2] (B5 B6 B7 B8A B11 B12)
+    and, for the 6× network, ``b60`` [2,H/6,W/6] (B1 B9): nested, reflectance × 10000, offset
+    already removed, 0 = no data (for scenes kept in other containers).
+
+    Raises:
+        ProductFormatError: an array is missing or its shape does not nest.
+    """
+    path = Path(source)
+    if path.suffix.lower() != ".npz":
+        product = open_product([path], offset_dn=offset_dn)
+        return product.product_id, read_scene(product, scales)
+    factors = sorted({1, 2} | ({6} if 6 in scales else set()))
+    with np.load(path) as archive:
+        missing = [NPZ_ARRAYS[f] for f in factors if NPZ_ARRAYS[f] not in archive.files]
+        if missing:
+            raise ProductFormatError(
+                f"{str(path)!r} lacks array(s) {', '.join(missing)} (has: "
+                f"{', '.join(archive.files) or 'none'}); see dsen2.evaluation.load_scene"
+            )
+        arrays = {f: archive[NPZ_ARRAYS[f]].astype(np.float32) for f in factors}
+    rows, cols = arrays[1].shape[-2:]
+    for factor, array in arrays.items():
+        expected = (len(_GROUPS[factor]), rows // factor, cols // factor)
+        if array.shape != expected or rows % max(factors) or cols % max(factors):
+            raise ProductFormatError(
+                f"{str(path)!r}: {NPZ_ARRAYS[factor]} has shape {array.shape}, expected "
+                f"{expected} (10 m size a multiple of {max(factors)})"
+            )
+    return path.stem, arrays
 
 
 def read_scene(product: Product, scales: set[int]) -> dict[int, FloatArray]:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from dsen2.errors import ProductFormatError
+from dsen2.evaluation import load_scene
 from dsen2.modelmeta import read_metadata
 from dsen2.train.config import ConfigError, parse_config
+from dsen2.train.data import sample_patches
 from dsen2.train.loop import read_log, train
 from tests.conftest import read_raster
 from tests.safe_fixture import SafeSpec, write_safe
@@ -105,3 +109,23 @@ def test_config_refuses_a_scene_on_both_sides(scenes) -> None:
             },
             base=Path("."),
         )
+
+
+def test_npz_scenes_give_the_same_patches_and_scores(scenes, tmp_path: Path) -> None:
+    """Scenes kept in other containers: arrays in an .npz train and evaluate like the product."""
+    _, arrays = load_scene(scenes[0], {2, 6})
+    archive = tmp_path / "scene.npz"
+    np.savez(archive, b10=arrays[1], b20=arrays[2], b60=arrays[6])
+    from_product = sample_patches([str(scenes[0])], 2, 32, 12, (2,), seed=4)
+    from_npz = sample_patches([str(archive)], 2, 32, 12, (2,), seed=4)
+    assert all(bool((from_product.inputs[f] == from_npz.inputs[f]).all()) for f in (1, 2))
+    assert bool((from_product.target == from_npz.target).all())
+    json_product, json_npz = tmp_path / "p.json", tmp_path / "n.json"
+    for scene, report in ((scenes[0], json_product), (archive, json_npz)):
+        result = dsen2("evaluate", scene, "--scale", "6", "--json", report)
+        assert result.returncode == 0, result.stderr
+    scores = [json.loads(p.read_text())[0]["scores"] for p in (json_product, json_npz)]
+    assert scores[0] == scores[1]
+    np.savez(archive, b10=arrays[1])
+    with pytest.raises(ProductFormatError, match="lacks array"):
+        load_scene(archive, {2})

@@ -16,8 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from dsen2.evaluation import read_scene, wald_pair
-from dsen2.product import open_product
+from dsen2.evaluation import load_scene, wald_pair
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -49,7 +48,7 @@ def sample_patches(
     inputs: dict[int, list[FloatArray]] = {}
     targets: list[FloatArray] = []
     for scene in scenes:
-        arrays = read_scene(open_product([scene], offset_dn=offset_dn), {scale})
+        _, arrays = load_scene(scene, {scale}, offset_dn)
         for factor in factors:
             scene_inputs, target = wald_pair(arrays, scale, factor)
             rows, cols = target.shape[1:]
