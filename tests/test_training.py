@@ -129,3 +129,10 @@ def test_npz_scenes_give_the_same_patches_and_scores(scenes, tmp_path: Path) -> 
     np.savez(archive, b10=arrays[1])
     with pytest.raises(ProductFormatError, match="lacks array"):
         load_scene(archive, {2})
+
+
+def test_factors_select_the_training_scales(scenes) -> None:
+    assert _config(scenes, epochs=1).train_factors == (2,)
+    assert _config(scenes, epochs=1, factors=[4]).train_factors == (4,)  # scale invariance
+    with pytest.raises(ConfigError, match="multiples of the scale 2"):
+        _config(scenes, epochs=1, factors=[3])

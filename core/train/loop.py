@@ -120,7 +120,7 @@ def _patch_sets(config: ExperimentConfig) -> tuple[PatchSet, PatchSet]:
                 data.validation, data.patch_px, data.validation_patches_per_scene, config.seed + 1
             ),
         )
-    factors = (config.scale, *data.pool_scales)
+    factors = config.train_factors
     train_set = sample_patches(
         data.train,
         config.scale,
@@ -221,7 +221,7 @@ def export_run(run_dir: Path, version: str = "0.1.0") -> Path:
         f"SEN2VENµS site(s) ({', '.join(Path(s).name for s in data['train'])}: real Sentinel-2 / "
         "VENµS 5 m pairs)"
         if scale == 4
-        else f"degradation factors {(scale, *data['pool_scales'])}"
+        else f"degradation factors {tuple(data['factors']) or (scale,)}"
     )
     summary = (
         f"trained by dsen2 on {len(data['train'])} scene(s) "
