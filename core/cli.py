@@ -160,6 +160,24 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="export a run's best checkpoint to ONNX (needs torch)")
     export.add_argument("run_dir", type=Path)
 
+    snap = sub.add_parser(
+        "snap",
+        help="install dsen2 into ESA SNAP (gpt DSen2, Graph Builder, menus)",
+        description="install: write the DSen2 tool adapter into the SNAP user directory and, "
+        "when SNAP's Python bridge (esa_snappy) is configured for a Python that can run dsen2, "
+        "the in-process DSen2Tiles operator. uninstall: remove both.",
+    )
+    snap.add_argument("action", choices=["install", "uninstall"])
+    snap.add_argument(
+        "--snap-user-dir", type=Path, metavar="DIR", help="SNAP user directory (default ~/.snap)"
+    )
+    snap.add_argument(
+        "--tool-adapters-dir",
+        type=Path,
+        metavar="DIR",
+        help="where SNAP looks for tool adapters (default <snap-user-dir>/auxdata/tool-adapters)",
+    )
+
     models = sub.add_parser("models", help="list the model catalogue")
     models.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
@@ -189,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             return _evaluate(args)
         if args.command in ("train", "export"):
             return _training(args)
+        if args.command == "snap":
+            return _snap(args)
         return _models(args)
     except DSen2Error as error:
         if args.debug:
@@ -306,6 +326,27 @@ def _training(args: argparse.Namespace) -> int:
         return 0
     path = export_run(args.run_dir)
     print(f"exported {path} (model card {path.with_suffix('.md')})")
+    return 0
+
+
+def _snap(args: argparse.Namespace) -> int:
+    from dsen2.snap import install  # the SNAP adapter files ship as package data of dsen2.snap
+
+    user_dir = args.snap_user_dir or install.default_snap_user_dir()
+    if args.action == "uninstall":
+        removed = install.uninstall(user_dir, args.tool_adapters_dir)
+        for folder in removed:
+            print(f"removed {folder}")
+        if not removed:
+            print(f"nothing of dsen2 was installed in {user_dir}")
+        return 0
+    report = install.install(user_dir, args.tool_adapters_dir)
+    print(f"tool adapter {install.ADAPTER_ALIAS}: {report.tool_adapter}")
+    for folder in report.python_operators:
+        print(f"Python operator {install.OPERATOR_ALIAS}: {folder}")
+    print(report.python_operator_note)
+    print("restart SNAP, then try:")
+    print(f"  {report.gpt_example}")
     return 0
 
 

@@ -106,7 +106,7 @@ class RunResult:
 
 
 @dataclass(frozen=True)
-class _Tile:
+class Tile:
     """Raw DN of one tile read with its read halo, by grid factor (1, 2, 6)."""
 
     window: Window
@@ -130,14 +130,14 @@ def superresolve(
     output = Path(output)
     check_writable(output)
     models = resolve_models(options.model, options.scales)
-    groups = _input_groups(models)
+    groups = input_groups(models)
     factors = sorted(groups)
     needed = [band for factor in factors for band in groups[factor]]
     product.require(needed)
     infos = [inspect_band(band, product.band_files[band]) for band in needed]
     nesting = nest_bands(infos)
     receptive_field_px = max(model.metadata.receptive_field_px for model in models.values())
-    fill_reach_px = max(f * _fill_passes(receptive_field_px, f) for f in factors)
+    fill_reach_px = max(f * fill_passes(receptive_field_px, f) for f in factors)
     plan = plan_tiles(
         image_window(nesting, options.roi),
         options.tile_size_px,
@@ -153,9 +153,9 @@ def superresolve(
     tiles = plan.tiles
     with open_output(spec) as sink, open_tile_reader(product, nesting, needed) as reader:
 
-        def read(window: Window) -> _Tile:
+        def read(window: Window) -> Tile:
             padded = window.grown(plan.read_halo_px)
-            return _Tile(window, {f: reader.read(groups[f], padded) for f in factors})
+            return Tile(window, {f: reader.read(groups[f], padded) for f in factors})
 
         read_pool = ThreadPoolExecutor(1, thread_name_prefix="dsen2-read")
         write_pool = ThreadPoolExecutor(1, thread_name_prefix="dsen2-write")
@@ -164,7 +164,7 @@ def superresolve(
             for index, tile in enumerate(_prefetched(read_pool, read, tiles)):
                 if is_cancelled():
                     raise CancelledError("cancelled by the user; no output was written")
-                stack = _process_tile(
+                stack = process_tile(
                     tile, plan, groups, sessions, models, product.radiometry, options
                 )
                 target = tile.window.shifted(-plan.image.col_off, -plan.image.row_off)
@@ -217,16 +217,16 @@ def image_window(nesting: Nesting, roi: Window | None) -> Window:
     return Window(col_off, row_off, col_end - col_off, row_end - row_off)
 
 
-def _fill_passes(receptive_field_px: int, factor: int) -> int:
+def fill_passes(receptive_field_px: int, factor: int) -> int:
     """No-data fill passes on a grid of ``factor`` × 10 m so the fill covers the receptive field."""
     return math.ceil(receptive_field_px / factor) + 1
 
 
 def _prefetched(
-    pool: ThreadPoolExecutor, read: Callable[[Window], _Tile], tiles: list[Window]
-) -> Iterator[_Tile]:
+    pool: ThreadPoolExecutor, read: Callable[[Window], Tile], tiles: list[Window]
+) -> Iterator[Tile]:
     """Yield tiles in order while the pool reads up to ``_PREFETCH_TILES`` ahead."""
-    queue: deque[Future[_Tile]] = deque(pool.submit(read, w) for w in tiles[:_PREFETCH_TILES])
+    queue: deque[Future[Tile]] = deque(pool.submit(read, w) for w in tiles[:_PREFETCH_TILES])
     for next_index in range(_PREFETCH_TILES, len(tiles) + _PREFETCH_TILES):
         tile = queue.popleft().result()
         if next_index < len(tiles):
@@ -234,7 +234,7 @@ def _prefetched(
         yield tile
 
 
-def _input_groups(models: dict[int, ResolvedModel]) -> dict[int, tuple[str, ...]]:
+def input_groups(models: dict[int, ResolvedModel]) -> dict[int, tuple[str, ...]]:
     """The bands read on each input grid (factor 1, 2, 6), from the models' graph inputs."""
     groups: dict[int, tuple[str, ...]] = {}
     for model in models.values():
@@ -243,8 +243,8 @@ def _input_groups(models: dict[int, ResolvedModel]) -> dict[int, tuple[str, ...]
     return groups
 
 
-def _process_tile(
-    tile: _Tile,
+def process_tile(
+    tile: Tile,
     plan: TilePlan,
     groups: dict[int, tuple[str, ...]],
     sessions: dict[int, InferenceSession],
@@ -262,9 +262,9 @@ def _process_tile(
         raw = tile.raw[factor]
         valid = valid_mask(raw)
         values = radiometry.to_network(raw, bands)
-        fill_nodata(values, valid, _fill_passes(plan.receptive_field_px, factor))
-        inputs[factor] = _crop(values, margin // factor)
-        centre = _crop(valid, (margin + halo) // factor)
+        fill_nodata(values, valid, fill_passes(plan.receptive_field_px, factor))
+        inputs[factor] = crop_margin(values, margin // factor)
+        centre = crop_margin(valid, (margin + halo) // factor)
         centre_valid[factor] = _repeat(centre, factor * out)
     valid_20m = centre_valid[1] & centre_valid[2]
     predictions: dict[str, npt.NDArray[np.float32]] = {}
@@ -272,11 +272,11 @@ def _process_tile(
         metadata = models[scale].metadata
         feeds = {name: inputs[_INPUT_FACTORS[name]][np.newaxis] for name in metadata.input_bands}
         if valid_20m.any():
-            result = _crop(run_session(session, feeds)[0], halo * out)
+            result = crop_margin(run_session(session, feeds)[0], halo * out)
         else:  # nothing valid here: skip the network, the output is all no-data
             result = np.zeros((len(metadata.output_bands), *valid_20m.shape), np.float32)
         predictions.update(zip(metadata.output_bands, result, strict=True))
-    raw_10m = _crop(tile.raw[1], plan.read_halo_px)
+    raw_10m = crop_margin(tile.raw[1], plan.read_halo_px)
     rows: list[tuple[str, npt.NDArray[np.float32], npt.NDArray[np.bool_] | None]] = []
     for band in options.output_bands:
         factor = BY_NAME[band].gsd_m // 10
@@ -314,7 +314,7 @@ def _convert(
     return out
 
 
-def _crop(array: ArrayT, margin: int) -> ArrayT:
+def crop_margin(array: ArrayT, margin: int) -> ArrayT:
     """Drop ``margin`` pixels from each side of the last two axes."""
     if not margin:
         return array

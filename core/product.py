@@ -1,7 +1,9 @@
 """Finding the band files and radiometric metadata of an input (no pixel I/O here).
 
-Inputs are a SAFE product (folder, .zip read in place through /vsizip/, or its MTD XML), a folder
-of per-band rasters, or an explicit list of band files.
+Inputs are a SAFE product (folder, .zip read in place through /vsizip/, or its MTD XML), a
+BEAM-DIMAP product as SNAP writes it (the ``.dim`` header, or its ``.data`` folder of ENVI
+``.img``/``.hdr`` band files, which GDAL reads), a folder of per-band rasters, or an explicit list
+of band files.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from dsen2.radiometry import Radiometry
 RASTER_SUFFIXES = (".jp2", ".tif", ".tiff")
 _MTD_NAME = re.compile(r"^(?:.*_)?MTD_(?:MSI|SAF)(L1C|L2A)(?:_.*)?\.xml$", re.IGNORECASE)
 _RESOLUTION_SUFFIX = re.compile(r"_(10|20|60)m(?=\.[A-Za-z0-9]+$)")
+_DIMAP_BAND_NAME = re.compile(r"B(?:8A|0?[1-9]|1[0-2])", re.IGNORECASE)
+_DIMAP_LEVEL = re.compile(r"Level-?(1C|2A)|MSIL(1C|2A)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,7 @@ class Product:
 
     Attributes:
         product_id: product name (SAFE name without ``.SAFE``) or the folder's name.
-        kind: ``"SAFE"`` or ``"bands"``.
+        kind: ``"SAFE"``, ``"BEAM-DIMAP"`` or ``"bands"``.
         level: ``"L1C"``, ``"L2A"`` or ``"unknown"``.
         processing_baseline: e.g. ``"04.00"``; None when the input does not say.
         spacecraft: e.g. ``"Sentinel-2A"``; None when unknown.
@@ -76,6 +80,8 @@ def open_product(inputs: Sequence[str | Path], offset_dn: float | None = None) -
     for path in paths:
         if not path.exists():
             raise InputNotFoundError(f"input {str(path)!r} does not exist")
+    if len(paths) == 1 and _dimap_header(paths[0]) is not None:
+        return _open_dimap(paths[0], offset_dn)
     if len(paths) == 1 and _is_safe(paths[0]):
         if offset_dn is not None:
             raise ProductFormatError(
@@ -154,6 +160,115 @@ def _open_safe(path: Path) -> Product:
         spacecraft=facts.spacecraft,
         radiometry=facts.radiometry,
         band_files=band_files,
+    )
+
+
+def _dimap_header(path: Path) -> Path | None:
+    """The ``.dim`` header of a BEAM-DIMAP product given as its header or its ``.data`` folder."""
+    if path.is_file() and path.suffix.lower() == ".dim":
+        return path
+    if path.is_dir() and path.suffix.lower() == ".data":
+        header = path.with_suffix(".dim")
+        return header if header.is_file() else None
+    return None
+
+
+def _open_dimap(path: Path, offset_dn: float | None) -> Product:
+    """A BEAM-DIMAP product: bands named B1…B12/B8A in the header, ENVI files in ``.data/``.
+
+    Radiometry comes from each band's SCALING_FACTOR / SCALING_OFFSET (SNAP's S2 reader sets
+    1/QUANTIFICATION_VALUE and offset/QUANTIFICATION_VALUE); unscaled bands are treated like a
+    band folder (reflectance × 10000, ``offset_dn`` or 0).
+    """
+    header = _dimap_header(path)
+    assert header is not None  # checked by the caller
+    try:
+        root = ET.parse(header).getroot()
+    except (ET.ParseError, OSError) as error:
+        raise ProductFormatError(
+            f"the BEAM-DIMAP header {str(header)!r} is not readable XML ({error}); write the "
+            "product again from SNAP"
+        ) from error
+    files = {
+        element.findtext("BAND_INDEX", "").strip(): element.find("DATA_FILE_PATH")
+        for element in root.iter("Data_File")
+    }
+    band_files: dict[str, str] = {}
+    scalings: dict[str, tuple[float, float]] = {}
+    for info in root.iter("Spectral_Band_Info"):
+        name = (info.findtext("BAND_NAME") or "").strip()
+        if not _DIMAP_BAND_NAME.fullmatch(name):
+            continue  # angles, masks, quality layers: not a spectral band of ours
+        band = band_in_filename(name)
+        assert band is not None  # the full match above is a band token
+        if band in band_files:
+            raise ProductFormatError(
+                f"{str(header)!r} holds band {band} twice; keep one band per name"
+            )
+        data_file = files.get((info.findtext("BAND_INDEX") or "").strip())
+        href = data_file.get("href") if data_file is not None else None
+        relative = href or f"{header.stem}.data/{name}.hdr"
+        band_files[band] = str((header.parent / relative).with_suffix(".img"))
+        scalings[band] = (
+            float(info.findtext("SCALING_FACTOR") or 1.0),
+            float(info.findtext("SCALING_OFFSET") or 0.0),
+        )
+    if not band_files:
+        raise ProductFormatError(
+            f"{str(header)!r} has no Sentinel-2 bands named B1…B12 or B8A; pass a product "
+            "read by SNAP's Sentinel-2 reader (or rename the bands)"
+        )
+    metadata = {
+        attribute.get("name"): (attribute.text or "").strip() for attribute in root.iter("MDATTR")
+    }
+    product_type = (root.findtext("Production/PRODUCT_TYPE") or "").strip()
+    level_match = _DIMAP_LEVEL.search(product_type)
+    level = next(g for g in level_match.groups() if g).upper() if level_match else None
+    return Product(
+        product_id=(root.findtext("Dataset_Id/DATASET_NAME") or header.stem).strip(),
+        kind="BEAM-DIMAP",
+        level=f"L{level}" if level else "unknown",
+        processing_baseline=metadata.get("PROCESSING_BASELINE") or None,
+        spacecraft=metadata.get("SPACECRAFT_NAME") or None,
+        radiometry=radiometry_from_scaling(scalings, header.name, offset_dn),
+        band_files=band_files,
+    )
+
+
+def radiometry_from_scaling(
+    scalings: Mapping[str, tuple[float, float]], origin: str, offset_dn: float | None = None
+) -> Radiometry:
+    """Quantification and offsets from per-band (scaling factor, scaling offset), as SNAP states
+    them (``reflectance = DN × factor + offset``, so factor = 1/QUANTIFICATION_VALUE).
+
+    Unscaled bands (1, 0) are taken as reflectance × 10000 with ``offset_dn`` (or 0).
+
+    Raises:
+        ProductFormatError: the bands do not share one quantification, or ``offset_dn`` is given
+            for bands that state their own offsets.
+    """
+    if all(scaling == (1.0, 0.0) for scaling in scalings.values()):
+        return Radiometry(
+            offsets_dn={band.name: offset_dn or 0.0 for band in ALL_BANDS},
+            source="--offset" if offset_dn is not None else "assumed (bands are not scaled)",
+        )
+    if offset_dn is not None:
+        raise ProductFormatError(
+            f"--offset applies to unscaled bands only: {origin} states the offsets in each "
+            "band's scaling offset"
+        )
+    quantifications = {round(1.0 / factor, 6) for factor, _ in scalings.values()}
+    if len(quantifications) != 1:
+        raise ProductFormatError(
+            f"{origin}: the bands have different scaling factors "
+            f"({', '.join(f'{b} {f:g}' for b, (f, _) in scalings.items())}); Sentinel-2 "
+            "bands share one QUANTIFICATION_VALUE"
+        )
+    (quantification,) = quantifications
+    return Radiometry(
+        quantification=quantification,
+        offsets_dn={b: round(o * quantification, 6) for b, (_, o) in scalings.items()},
+        source=f"{origin} band scaling",
     )
 
 
