@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR := demo-output
 
-.PHONY: demo test lint typecheck pytest system-deps venv bench baseline-models qgis-plugin clean
+.PHONY: demo test lint typecheck pytest system-deps venv bench bench-peer baseline-models qgis-plugin clean
 
 system-deps:
 	bash packaging/install-system-deps.sh
@@ -40,6 +40,16 @@ test: lint typecheck pytest
 bench: venv
 	$(PY) bench/throughput.py
 
+# dsen2 against the original DSen2 inference path (Keras/TensorFlow in its own venv, bench only).
+PEER_VENV := .venv-peer
+$(PEER_VENV)/.installed:
+	python3 -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/pip install -q tensorflow-cpu==2.21.0
+	touch $@
+
+bench-peer: venv $(PEER_VENV)/.installed
+	$(PY) bench/peer.py --peer-python $(PEER_VENV)/bin/python
+
 # Re-create the untrained baseline models and their catalogue entries (needs torch).
 baseline-models: venv
 	$(PY) -m dsen2.train.export baseline models/
@@ -49,4 +59,4 @@ qgis-plugin: venv
 	$(PY) packaging/build_qgis_plugin.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) dist .qgis-settings .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-peer $(DEMO_DIR) dist .qgis-settings .pytest_cache .mypy_cache .ruff_cache .hypothesis
