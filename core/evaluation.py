@@ -69,6 +69,9 @@ class SceneReport:
     scores: list[Scores] = field(default_factory=list)
     # |estimate − target| per method, [bands, rows, cols] DN (for figures; not serialised)
     residuals: dict[str, FloatArray] = field(default_factory=dict, repr=False)
+    # the estimates themselves and the reference, [bands, rows, cols] DN (for figures)
+    estimates: dict[str, FloatArray] = field(default_factory=dict, repr=False)
+    target: FloatArray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -155,7 +158,7 @@ def evaluate(
     inputs, target = wald_pair(arrays, scale, factor)
     valid = np.all(target != 0, axis=0)
     report = SceneReport(
-        scene_name, scale, (target.shape[2], target.shape[1]), factor=factor or scale
+        scene_name, scale, (target.shape[2], target.shape[1]), factor=factor or scale, target=target
     )
     estimates = {method: upsample(inputs[scale], scale, method) for method in BASELINES}
     for model in models:
@@ -164,6 +167,7 @@ def evaluate(
     for method, estimate in estimates.items():
         report.scores.append(_score(method, estimate, target, valid, scale))
         report.residuals[method] = np.where(valid, np.abs(estimate - target), np.nan)
+        report.estimates[method] = estimate
     return report
 
 

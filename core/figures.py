@@ -1,5 +1,6 @@
-"""PNG figures of an evaluation: per-band metric bars and absolute-residual maps (as the paper's
-Fig. 8: every method on the same colour scale per band). Needs matplotlib (imported here only)."""
+"""PNG figures of an evaluation: per-band metric bars, absolute-residual maps (as the paper's
+Fig. 8: every method on the same colour scale per band), and a before/after comparison of the
+images themselves. Needs matplotlib (imported here only)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from dsen2.evaluation import SceneReport
 
 
 def write_figures(reports: Sequence[SceneReport], folder: Path) -> list[Path]:
-    """Write ``<scene>_<scale>x_metrics.png`` and ``..._residuals.png`` per report."""
+    """Write ``<scene>_<scale>x_f<k>_metrics.png``, ``..._residuals.png`` and
+    ``..._comparison.png`` per report."""
     try:
         import matplotlib
 
@@ -70,4 +72,48 @@ def write_figures(reports: Sequence[SceneReport], folder: Path) -> list[Path]:
         written.append(folder / f"{stem}_residuals.png")
         figure.savefig(written[-1], dpi=80)
         plt.close(figure)
+        written.append(write_comparison(report, folder / f"{stem}_comparison.png"))
     return written
+
+
+# False-colour composites shown in the comparison: SWIR/NIR/red-edge for the 20 m bands.
+_COMPOSITES = {2: ("B12", "B8A", "B5"), 6: ("B9", "B1", "B1")}
+
+
+def write_comparison(report: SceneReport, path: Path, crop_px: int = 240) -> Path:
+    """Bicubic, each model, and the reference side by side: a false-colour composite of the
+    super-resolved bands over a central crop, one stretch for all panels."""
+    from matplotlib import pyplot as plt
+
+    if report.target is None:
+        raise DSen2Error("the report holds no reference image; re-run the evaluation")
+    bands = list(report.scores[0].bands)
+    channels = [bands.index(b) for b in _COMPOSITES[report.scale]]
+    rows, cols = report.target.shape[1:]
+    size = min(crop_px, rows, cols)
+    row0, col0 = (rows - size) // 2, (cols - size) // 2
+    panels = {m: e for m, e in report.estimates.items() if m != "bilinear"}
+    panels["reference"] = report.target
+    stacks = {
+        name: image[channels, row0 : row0 + size, col0 : col0 + size]
+        for name, image in panels.items()
+    }
+    low = np.percentile(stacks["reference"], 1, axis=(1, 2))[:, None, None]
+    high = np.percentile(stacks["reference"], 99, axis=(1, 2))[:, None, None]
+    figure, axes = plt.subplots(
+        1, len(stacks), figsize=(4 * len(stacks), 4.3), squeeze=False, constrained_layout=True
+    )
+    for axis, (name, stack) in zip(axes[0], stacks.items(), strict=True):
+        rgb = np.clip((stack - low) / np.maximum(high - low, 1e-6), 0, 1).transpose(1, 2, 0)
+        axis.imshow(rgb, interpolation="nearest")
+        axis.set_title(name, fontsize="small")
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.suptitle(
+        f"{report.scene}: {'/'.join(_COMPOSITES[report.scale])} at {10 * report.factor} m, "
+        f"super-resolved from {10 * report.factor * report.scale} m (reduced-scale protocol)",
+        fontsize="small",
+    )
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path

@@ -83,6 +83,6 @@ def test_evaluate_command_writes_tables_and_json(
     bilinear = next(line for line in summary if line.startswith("| bilinear |")).split(" | ")
     assert bilinear[1] == f"{expected:.1f}"
     pngs = sorted(figures.glob("*.png"))
-    assert len(pngs) == 4  # metrics and residuals for each scene
+    assert len(pngs) == 6  # metrics, residuals and comparison for each scene
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000

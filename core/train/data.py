@@ -93,3 +93,17 @@ def augment(
         return torch.flip(tensor, dims=(-1,)) if flip else tensor
 
     return {f: apply(t) for f, t in batch.items()}, apply(target)
+
+
+def random_gain(
+    batch: dict[int, torch.Tensor],
+    target: torch.Tensor,
+    gain_range: tuple[float, float],
+    generator: torch.Generator,
+) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+    """Scale each patch (inputs and target alike) by a log-uniform random gain, so the network
+    learns relative detail rather than one scene's absolute brightness."""
+    low, high = (float(torch.log(torch.tensor(g))) for g in gain_range)
+    logs = torch.rand(len(target), 1, 1, 1, generator=generator) * (high - low) + low
+    gains = torch.exp(logs)
+    return {f: t * gains for f, t in batch.items()}, target * gains

@@ -20,9 +20,9 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 from dsen2.train.config import ExperimentConfig
-from dsen2.train.data import PatchSet, augment, sample_patches
+from dsen2.train.data import PatchSet, augment, random_gain, sample_patches
 from dsen2.train.export import export, metadata_for
-from dsen2.train.network import INPUT_SCALE_DN, Architecture, Network, build
+from dsen2.train.network import INPUT_SCALE_DN, Architecture, Network, build, zero_last_layer
 from dsen2.train.sen2venus import venus_patches
 
 
@@ -48,7 +48,10 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
     )
     train_set, validation_set = _patch_sets(config)
     device = torch.device(config.device)
-    model = build(config.scale, config.architecture, seed=config.seed).to(device)
+    model = build(config.scale, config.architecture, seed=config.seed)
+    if config.init == "bilinear":
+        zero_last_layer(model)  # start from exactly the in-graph bilinear upsampling
+    model = model.to(device)
     optimizer = torch.optim.NAdam(model.parameters(), lr=config.optim.learning_rate)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=0.5, patience=config.optim.plateau_patience
@@ -162,6 +165,8 @@ def _train_epoch(
         target = data.target[index]
         if config.data.augment:
             inputs, target = augment(inputs, target, generator)
+        if config.data.gain_range is not None:
+            inputs, target = random_gain(inputs, target, config.data.gain_range, generator)
         loss = _l1(model, inputs, target, device)
         optimizer.zero_grad()
         loss.backward()
