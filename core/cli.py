@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export = sub.add_parser("export", help="export a run's best checkpoint to ONNX (needs torch)")
     export.add_argument("run_dir", type=Path)
+    export.add_argument("--name", help="model name (default: <experiment>-<t2x|s6x|x4-5m>)")
+    export.add_argument("--version", default="0.1.0", help="the model's version string")
 
     snap = sub.add_parser(
         "snap",
@@ -177,6 +179,50 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where SNAP looks for tool adapters (default <snap-user-dir>/auxdata/tool-adapters)",
     )
+
+    batch = sub.add_parser(
+        "batch",
+        help="super-resolve many products on a Dask cluster (needs dsen2[batch])",
+        description="Super-resolve every product named by INPUT (products, folders of products, "
+        "or text files listing them) into OUT_DIR/<product_id>_10m.tif, one Dask task per "
+        "product, on a local cluster sized to this machine or an existing scheduler. Finished "
+        "outputs made from the same input and options are skipped, so a re-run resumes.",
+    )
+    batch.add_argument("inputs", nargs="+", metavar="INPUT")
+    batch.add_argument("-o", "--output-dir", required=True, type=Path, metavar="OUT_DIR")
+    batch.add_argument("--model", default="dsen2", help="as for 'run' (default: dsen2)")
+    batch.add_argument("--bands", choices=sorted(BAND_SETS), default="all", help="as for 'run'")
+    batch.add_argument("--device", choices=[d.value for d in Device], default="auto")
+    batch.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE_PX, metavar="PX")
+    batch.add_argument("--roi", type=_parse_roi, metavar="COL,ROW,WIDTH,HEIGHT")
+    batch.add_argument("--cog", action="store_true", help="write Cloud-Optimized GeoTIFFs")
+    batch.add_argument("--reflectance", action="store_true", help="write float32 reflectance")
+    batch.add_argument("--offset", type=float, metavar="DN", help="as for 'run' (band folders)")
+    batch.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="an existing Dask scheduler, e.g. tcp://host:8786 (default: DASK_SCHEDULER_ADDRESS, "
+        "else a local cluster)",
+    )
+    batch.add_argument(
+        "--workers", type=int, help="local cluster workers (default: from cores and memory)"
+    )
+    batch.add_argument(
+        "--threads-per-worker",
+        type=int,
+        metavar="N",
+        help="CPU threads each product gets (default: cores shared among the workers)",
+    )
+    batch.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="report .json or .csv (default: OUT_DIR/batch-report.json and .csv)",
+    )
+    batch.add_argument(
+        "--retries", type=int, default=2, help="retries after transient I/O errors (default 2)"
+    )
+    batch.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
     models = sub.add_parser("models", help="list the model catalogue")
     models.add_argument("--json", action="store_true", help="machine-readable output")
@@ -209,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             return _training(args)
         if args.command == "snap":
             return _snap(args)
+        if args.command == "batch":
+            return _batch(args)
         return _models(args)
     except DSen2Error as error:
         if args.debug:
@@ -324,7 +372,7 @@ def _training(args: argparse.Namespace) -> int:
         best = train(config, run_dir, config_path=args.config)
         print(f"best checkpoint: {best}")
         return 0
-    path = export_run(args.run_dir)
+    path = export_run(args.run_dir, version=args.version, name=args.name)
     print(f"exported {path} (model card {path.with_suffix('.md')})")
     return 0
 
@@ -348,6 +396,40 @@ def _snap(args: argparse.Namespace) -> int:
     print("restart SNAP, then try:")
     print(f"  {report.gpt_example}")
     return 0
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from dsen2 import batch  # Dask is imported only when a cluster starts
+
+    request = batch.BatchRequest(
+        inputs=tuple(Path(item) for item in args.inputs),
+        output_dir=args.output_dir,
+        options=RunOptions(
+            model=args.model,
+            bands=args.bands,
+            device=Device(args.device),
+            tile_size_px=args.tile_size,
+            roi=args.roi,
+            cog=args.cog,
+            reflectance=args.reflectance,
+            threads=args.threads_per_worker,
+        ),
+        offset_dn=args.offset,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        retries=args.retries,
+        report=args.report,
+    )
+    progress = batch.ConsoleProgress(enabled=not args.quiet)
+    report = batch.run(request, progress)
+    progress.finish()
+    for outcome in report.failed:
+        print(f"dsen2: error: {outcome.input}: {outcome.error}", file=sys.stderr)
+    print(f"{report.summary()}; report: {', '.join(map(str, request.report_paths))}")
+    if report.interrupted:
+        print("dsen2: interrupted; finished products are kept: run again", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_ERROR if report.failed else 0
 
 
 def _models(args: argparse.Namespace) -> int:

@@ -49,3 +49,7 @@ class OutputError(DSen2Error, OSError):
 
 class CancelledError(DSen2Error):
     """The run was cancelled by the caller; no output was left behind."""
+
+
+class ClusterError(DSen2Error, RuntimeError):
+    """A Dask cluster for ``dsen2 batch`` cannot be started, reached or sized as asked."""

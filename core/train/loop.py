@@ -212,8 +212,11 @@ def read_log(run_dir: Path) -> list[dict[str, str]]:
 _ROLE_TAGS = {2: "t2x", 6: "s6x", 4: "x4-5m"}
 
 
-def export_run(run_dir: Path, version: str = "0.1.0") -> Path:
-    """Export the best checkpoint of a run to ONNX with metadata, and write its model card."""
+def export_run(run_dir: Path, version: str = "0.1.0", name: str | None = None) -> Path:
+    """Export the best checkpoint of a run to ONNX with metadata, and write its model card.
+
+    The model is named ``name``, or ``<experiment name>-<t2x|s6x|x4-5m>``.
+    """
     checkpoint = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
     config = checkpoint["config"]  # the resolved experiment, as trained
     architecture, data, scale = config["architecture"], config["data"], config["scale"]
@@ -221,7 +224,7 @@ def export_run(run_dir: Path, version: str = "0.1.0") -> Path:
     model.load_state_dict(checkpoint["model"])
     log = read_log(run_dir)
     seconds = sum(float(row["seconds"]) for row in log)
-    name = f"{config['name']}-{_ROLE_TAGS[scale]}"
+    name = name or f"{config['name']}-{_ROLE_TAGS[scale]}"
     source = (
         f"SEN2VENµS site(s) ({', '.join(Path(s).name for s in data['train'])}: real Sentinel-2 / "
         "VENµS 5 m pairs)"
