@@ -40,6 +40,7 @@ HELP_URL = "https://github.com/dsen2-toolkit/dsen2#qgis"
 BAND_CHOICES = ("all", "20m")
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
 DEFAULT_TILE_SIZE_PX = 384  # the core's default (dsen2.engine.DEFAULT_TILE_SIZE_PX)
+DEFAULT_MODEL = "dsen2"  # the catalogue family dsen2 run uses by default
 
 _SHARED_HELP = """
 <p><b>Output</b>: a tiled, compressed GeoTIFF on the 10 m grid with the input's georeferencing.
@@ -363,10 +364,11 @@ class SuperResolveBands(_SuperResolveAlgorithm):
 
 
 def _model_families() -> tuple[str, ...]:
-    """The catalogue's model families, read from its JSON without importing onnxruntime."""
+    """The catalogue's model families, the default (``dsen2``) first, read from its JSON without
+    importing onnxruntime."""
     try:
         from dsen2.catalogue import families, load_catalogue
 
-        return tuple(families(load_catalogue()))
+        return tuple(sorted(families(load_catalogue()), key=lambda name: name != DEFAULT_MODEL))
     except ImportError:  # the core itself is not importable: keep the dialog usable
-        return ("dsen2",)
+        return (DEFAULT_MODEL,)

@@ -34,7 +34,7 @@ def test_baseline_model_scores_exactly_like_bilinear(tmp_path: Path) -> None:
     (tmp_path / "safe").mkdir()
     product = open_product([write_safe(tmp_path / "safe", SafeSpec("L1C", "04.00", size_px=288))])
     arrays = read_scene(product, {2, 6})
-    models = list(resolve_models("dsen2", {2, 6}).values())
+    models = list(resolve_models("baseline", {2, 6}).values())
     for scale in (2, 6):
         report = evaluate(product.product_id, arrays, scale, models)
         by_method = {s.method: s for s in report.scores}

