@@ -62,7 +62,7 @@ def test_reflectance_is_the_same_for_every_baseline(safes, spec: SafeSpec, tmp_p
     """
     product = open_product([safes[(spec.level, spec.baseline)]])
     output = tmp_path / "out.tif"
-    superresolve(product, output, RunOptions(reflectance=True, bands="20m"))
+    superresolve(product, output, RunOptions(model="baseline", reflectance=True, bands="20m"))
     b5 = read_raster(output)[0]
     expected = _bilinear(original_dn("B5", spec), 2) / 10000
     inner = (slice(6, -6), slice(6, -6))  # away from the mirrored image edge
@@ -74,7 +74,7 @@ def test_reflectance_is_the_same_for_every_baseline(safes, spec: SafeSpec, tmp_p
 def test_dn_output_keeps_the_input_convention(safes, spec: SafeSpec, tmp_path: Path) -> None:
     product = open_product([safes[(spec.level, spec.baseline)]])
     output = tmp_path / "out.tif"
-    superresolve(product, output, RunOptions())
+    superresolve(product, output, RunOptions(model="baseline"))
     cube = read_raster(output)
     stored_b2 = original_dn("B2", spec).astype(np.int32) - spec.offset_dn
     np.testing.assert_array_equal(cube[1], stored_b2)  # 10 m bands copied unchanged
