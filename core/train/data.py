@@ -9,13 +9,16 @@ Patches are cut at random positions of the target grid, skipping any that touch 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
+from dsen2.degradation import block_mean, degrade
+from dsen2.errors import ProductFormatError
 from dsen2.evaluation import load_scene, wald_pair
 
 FloatArray = npt.NDArray[np.float32]
@@ -48,9 +51,7 @@ def sample_patches(
     inputs: dict[int, list[FloatArray]] = {}
     targets: list[FloatArray] = []
     for scene in scenes:
-        _, arrays = load_scene(scene, {scale}, offset_dn)
-        for factor in factors:
-            scene_inputs, target = wald_pair(arrays, scale, factor)
+        for factor, (scene_inputs, target) in _pairs(scene, scale, factors, offset_dn):
             rows, cols = target.shape[1:]
             if rows < patch_px or cols < patch_px:
                 raise ValueError(
@@ -81,6 +82,81 @@ def sample_patches(
     )
 
 
+PAIR_ARRAYS = {1: "in10", 2: "in20", 6: "in60"}
+
+
+def load_pair(path: Path, scale: int) -> tuple[dict[int, FloatArray], FloatArray]:
+    """A ready-made training pair from an ``.npz`` holding ``target`` [bands, H, W] (the coarse
+    bands of the ``scale`` network at their native GSD) and the degraded inputs ``in10``
+    [4, H, W], ``in20`` [6, H/2, W/2] and, for scale 6, ``in60`` [2, H/6, W/6]; network units
+    (reflectance × 10000), 0 = no data. For sources that hold no native 10 m bands, such as a
+    product's 60 m resampled bands (experiments/prepare_scarce_data.py).
+
+    Raises:
+        ProductFormatError: an array is missing or the shapes do not nest.
+    """
+    roles = [f for f in PAIR_ARRAYS if f <= scale]
+    with np.load(path) as archive:
+        missing = [PAIR_ARRAYS[f] for f in roles if PAIR_ARRAYS[f] not in archive.files]
+        if missing:
+            raise ProductFormatError(f"training pair {str(path)!r} lacks {', '.join(missing)}")
+        inputs = {f: archive[PAIR_ARRAYS[f]].astype(np.float32) for f in roles}
+        target = archive["target"].astype(np.float32)
+    rows, cols = target.shape[1:]
+    for f, array in inputs.items():
+        if array.shape[1:] != (rows // f, cols // f) or rows % scale or cols % scale:
+            raise ProductFormatError(
+                f"training pair {str(path)!r}: {PAIR_ARRAYS[f]} has shape {array.shape}, "
+                f"expected [bands, {rows // f}, {cols // f}] for a {rows}×{cols} target"
+            )
+    return inputs, target
+
+
+def is_pair(scene: str) -> bool:
+    """Whether ``scene`` is a ready-made training pair (an ``.npz`` with a ``target`` array)."""
+    path = Path(scene)
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        return False
+    with np.load(path) as archive:
+        return "target" in archive.files
+
+
+def _pairs(
+    scene: str, scale: int, factors: Sequence[int], offset_dn: float | None
+) -> Iterator[tuple[int, tuple[dict[int, FloatArray], FloatArray]]]:
+    """(factor, (inputs, target)) for each degradation factor: the paper's synthesis from a
+    native scene, or a ready-made pair degraded further by factor / scale."""
+    if is_pair(scene):
+        inputs, target = load_pair(Path(scene), scale)
+        for factor in factors:
+            extra = factor // scale
+            if extra == 1:
+                yield factor, (inputs, target)
+                continue
+            multiple = extra * scale
+            rows, cols = (n // multiple * multiple for n in target.shape[1:])
+            yield (
+                factor,
+                (
+                    {
+                        f: _degrade_valid(a[:, : rows // f, : cols // f], extra)
+                        for f, a in inputs.items()
+                    },
+                    _degrade_valid(target[:, :rows, :cols], extra),
+                ),
+            )
+        return
+    _, arrays = load_scene(scene, {scale}, offset_dn)
+    for factor in factors:
+        yield factor, wald_pair(arrays, scale, factor)
+
+
+def _degrade_valid(stack: FloatArray, factor: int) -> FloatArray:
+    """The paper's degradation, with no-data (0) kept wherever a block touches it."""
+    invalid = block_mean((stack == 0).any(axis=0, keepdims=True).astype(np.float32), factor) > 0
+    return np.where(invalid, np.float32(0), degrade(stack, factor))
+
+
 def augment(
     batch: dict[int, torch.Tensor], target: torch.Tensor, generator: torch.Generator
 ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
@@ -107,3 +183,24 @@ def random_gain(
     logs = torch.rand(len(target), 1, 1, 1, generator=generator) * (high - low) + low
     gains = torch.exp(logs)
     return {f: t * gains for f, t in batch.items()}, target * gains
+
+
+def random_band_gain(
+    batch: dict[int, torch.Tensor],
+    target: torch.Tensor,
+    scale: int,
+    gain_range: tuple[float, float],
+    generator: torch.Generator,
+) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+    """Scale each band of each patch by its own log-uniform random gain (spectral jitter), so
+    the network cannot lean on one product level's ratios between bands (L1C against L2A, B8A
+    standing in for B8). The target shares the gains of its coarse input bands (grid role
+    ``scale``): the degradation is linear, so every pair stays a valid pair."""
+    low, high = (float(torch.log(torch.tensor(g))) for g in gain_range)
+
+    def gains(tensor: torch.Tensor) -> torch.Tensor:
+        logs = torch.rand(tensor.shape[0], tensor.shape[1], 1, 1, generator=generator)
+        return torch.exp(logs * (high - low) + low)
+
+    by_role = {f: gains(t) for f, t in batch.items()}
+    return {f: t * by_role[f] for f, t in batch.items()}, target * by_role[scale]

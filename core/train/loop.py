@@ -20,7 +20,7 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 from dsen2.train.config import ExperimentConfig
-from dsen2.train.data import PatchSet, augment, random_gain, sample_patches
+from dsen2.train.data import PatchSet, augment, random_band_gain, random_gain, sample_patches
 from dsen2.train.export import export, metadata_for
 from dsen2.train.network import INPUT_SCALE_DN, Architecture, Network, build, zero_last_layer
 from dsen2.train.sen2venus import venus_patches
@@ -167,7 +167,12 @@ def _train_epoch(
             inputs, target = augment(inputs, target, generator)
         if config.data.gain_range is not None:
             inputs, target = random_gain(inputs, target, config.data.gain_range, generator)
-        loss = _l1(model, inputs, target, device)
+        if config.data.band_gain_range is not None:
+            inputs, target = random_band_gain(
+                inputs, target, config.scale, config.data.band_gain_range, generator
+            )
+        with torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bf16"):
+            loss = _l1(model, inputs, target, device)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -192,7 +197,7 @@ def _l1(
 ) -> torch.Tensor:
     """L1 in the network's normalised units (DN / 2000), as the paper trains."""
     args = [inputs[f].to(device) for f in sorted(inputs)]
-    output = model(*args)
+    output = model(*args).float()
     return F.l1_loss(output / INPUT_SCALE_DN, target.to(device) / INPUT_SCALE_DN)
 
 
@@ -238,7 +243,8 @@ def export_run(run_dir: Path, version: str = "0.1.0", name: str | None = None) -
         f"{data['patches_per_scene']} patches of "
         f"{data['patch_px']} px per scene and factor; best epoch {checkpoint['state']['epoch']} "
         f"of {log[-1]['epoch']} (validation L1 {checkpoint['state']['best']:.5f}); "
-        f"{seconds / 60:.1f} min on {config['device']} ({platform.machine()})"
+        f"{seconds / 60:.1f} min on {config['device']} ({platform.machine()}), "
+        f"{config.get('precision', 'fp32')} training"
     )
     metadata = metadata_for(model, name, architecture["name"], True, summary, version)
     path = export(model, run_dir / f"{name}.onnx", metadata)
