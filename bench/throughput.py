@@ -1,29 +1,33 @@
 """Throughput of the DSen2 networks on this machine, against its own fp32 GEMM ceiling.
 
-    python bench/throughput.py [--roi COL,ROW,W,H] [--repeats N] [--device cpu|cuda]
+    python bench/throughput.py [--model baseline] [--roi COL,ROW,W,H] [--repeats N]
+                               [--device cpu|cuda] [--no-bf16]
 
 Prints one table: for each case, the median wall time, megapixels/s (output 10 m pixels),
 achieved GFLOP/s (2 × the graph's multiply-adds per useful output pixel), the ratio to the best
-fp32 GEMM rate measured in the same run, and peak RSS. Every case runs in a fresh subprocess so
-its peak RSS is its own. Not a test: numbers depend on the machine and its load.
+GEMM rate of its precision measured in the same run (fp32; bf16 where the CPU has it), the
+speed-up over the same case in fp32, and peak RSS. Every case runs in a fresh subprocess so its
+peak RSS is its own. Not a test: numbers depend on the machine and its load.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from peak_memory import peak_rss_mb  # noqa: E402  (bench/ is this script's own folder)
 
 
 def gemm_gflops(repeats: int = 3) -> dict[str, float]:
@@ -79,6 +83,46 @@ def _gemm_rates(m: int, k: int, n: int, repeats: int) -> dict[str, float]:
     return rates
 
 
+def bf16_gemm_gflops(repeats: int = 3) -> dict[str, float]:
+    """Best bf16 GEMM rate (GFLOP/s, fp32 accumulation) of OpenVINO's CPU plugin and torch, for
+    the same shapes as :func:`gemm_gflops`; empty where the CPU has no native bf16."""
+    from dsen2.bf16 import cpu_has_bf16
+    from dsen2.inference import available_cores
+
+    if not cpu_has_bf16():
+        return {}
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    rates: dict[str, float] = {}
+    core = ov.Core()
+    for m, k, n in ((2048, 2048, 2048), (4096, 4096, 4096), (128, 1152, 65536)):
+        a = np.random.default_rng(0).random((m, k), dtype=np.float32)
+        b = np.random.default_rng(1).random((k, n), dtype=np.float32)
+        flops = 2 * m * k * n
+        pa, pb = ops.parameter([m, k], np.float32), ops.parameter([k, n], np.float32)
+        compiled = core.compile_model(
+            ov.Model([ops.matmul(pa, pb, False, False)], [pa, pb]), "CPU",
+            {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": available_cores()},
+        )  # fmt: skip
+        request = compiled.create_infer_request()
+        request.infer([a, b])
+        rate = flops / _best_seconds(partial(request.infer, [a, b]), repeats) / 1e9
+        rates["openvino"] = max(rates.get("openvino", 0.0), rate)
+        try:
+            import torch
+
+            ta = torch.from_numpy(a).to(torch.bfloat16)
+            tb = torch.from_numpy(b).to(torch.bfloat16)
+            torch.set_num_threads(available_cores())
+            ta @ tb
+            rate = flops / _best_seconds(partial(torch.matmul, ta, tb), repeats) / 1e9
+            rates["torch"] = max(rates.get("torch", 0.0), rate)
+        except ImportError:
+            pass
+    return rates
+
+
 def _best_seconds(work: Callable[[], object], repeats: int) -> float:
     """The fastest of ``repeats`` timed calls (the ceiling, not the typical case)."""
     times = []
@@ -93,17 +137,19 @@ def child(case: str, args: argparse.Namespace) -> None:
     """Run one case in this process and print its measurements as JSON."""
     from dsen2.catalogue import resolve_models
     from dsen2.engine import RunOptions, superresolve
-    from dsen2.inference import Device, create_session
+    from dsen2.inference import Device, Precision, create_session
     from dsen2.product import open_product
     from dsen2.window import Window
     from tests import samples
 
     models = resolve_models(args.model, {2, 6})
     result: dict[str, float] = {}
+    case, _, precision_name = case.partition(":")
+    precision = Precision(precision_name or "fp32")
     if case.startswith("session"):
         scale = 2 if case == "session-t2x" else 6
         tile = args.tile_size
-        session = create_session(models[scale].path, Device(args.device))
+        session = create_session(models[scale].path, Device(args.device), precision=precision)
         rng = np.random.default_rng(0)
         feeds = {
             "b10": rng.uniform(0, 4000, (1, 4, tile, tile)).astype(np.float32),
@@ -132,8 +178,9 @@ def child(case: str, args: argparse.Namespace) -> None:
             device=Device(args.device),
             tile_size_px=args.tile_size,
             roi=roi,
+            precision=precision,
         )
-        output = Path(args.scratch) / f"{case}.tif"
+        output = Path(args.scratch) / f"{case}-{precision}.tif"
         times = []
         for _ in range(args.repeats):
             run = superresolve(product, output, options)
@@ -146,7 +193,7 @@ def child(case: str, args: argparse.Namespace) -> None:
             "pixels": run.width_px * run.height_px,
             "macs_per_px": macs,
         }
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(result))
 
 
@@ -158,6 +205,7 @@ def main() -> None:
     parser.add_argument("--roi", default="0,0,756,756", help="'' for the whole sample")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--scratch", default="/tmp")
+    parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 cases")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -165,42 +213,63 @@ def main() -> None:
         return
     gemm = gemm_gflops()
     ceiling = max(gemm.values())
+    gemm_bf16 = {} if args.no_bf16 else bf16_gemm_gflops()
     print(
         f"fp32 GEMM ceiling: {ceiling:.1f} GFLOP/s "
         f"({', '.join(f'{k} {v:.1f}' for k, v in gemm.items())}), device {args.device}"
     )
+    if gemm_bf16:
+        print(
+            f"bf16 GEMM ceiling: {max(gemm_bf16.values()):.1f} GFLOP/s "
+            f"({', '.join(f'{k} {v:.1f}' for k, v in gemm_bf16.items())})"
+        )
     cases = {
         "session-t2x": "T2× inference only, one tile",
         "session-s6x": "S6× inference only, one tile",
         "run-t2x": "T2× end to end (--bands 20m)",
         "run-all": "T2×+S6× end to end (--bands all)",
     }
+    precisions = ["fp32"] + (["bf16"] if gemm_bf16 else [])
     rows = {}
-    for case in cases:
-        command = [sys.executable, __file__, "--child", case, "--model", args.model]
-        command += ["--device", args.device, "--tile-size", str(args.tile_size), "--roi", args.roi]
-        command += ["--repeats", str(args.repeats), "--scratch", args.scratch]
-        done = subprocess.run(command, capture_output=True, text=True, check=True)
-        row = json.loads(done.stdout.strip().splitlines()[-1])
-        row["gflops"] = 2 * row["macs_per_px"] * row["pixels"] / row["seconds"] / 1e9
-        rows[case] = row
-    # the best rate this machine showed: GEMM, or the networks' own convolutions if faster
-    best = max(ceiling, *(rows[c]["gflops"] for c in rows if c.startswith("session")))
+    for precision in precisions:
+        for case in cases:
+            command = [sys.executable, __file__, "--child", f"{case}:{precision}"]
+            command += ["--model", args.model, "--device", args.device]
+            command += ["--tile-size", str(args.tile_size), "--roi", args.roi]
+            command += ["--repeats", str(args.repeats), "--scratch", args.scratch]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            row["gflops"] = 2 * row["macs_per_px"] * row["pixels"] / row["seconds"] / 1e9
+            rows[case, precision] = row
     header = (
-        f"{'case':<36}{'median s':>10}{'Mpx/s':>9}{'GFLOP/s':>10}{'/GEMM':>8}{'/best':>8}"
-        f"{'peak RSS MB':>13}"
+        f"{'case':<36}{'prec':>6}{'median s':>10}{'Mpx/s':>9}{'GFLOP/s':>10}{'/GEMM':>8}"
+        f"{'/best':>8}{'/fp32':>7}{'peak RSS MB':>13}"
     )
     print(header)
     print("-" * len(header))
-    for case, label in cases.items():
-        row = rows[case]
-        mpx = row["pixels"] / 1e6 / row["seconds"]
-        print(
-            f"{label:<36}{row['seconds']:>10.2f}{mpx:>9.3f}{row['gflops']:>10.1f}"
-            f"{row['gflops'] / ceiling:>8.2f}{row['gflops'] / best:>8.2f}"
-            f"{row['peak_rss_mb']:>13.0f}"
+    bests = {}
+    for precision in precisions:
+        gemm_ceiling = ceiling if precision == "fp32" else max(gemm_bf16.values())
+        # the best rate this machine showed: GEMM, or the networks' own convolutions if faster
+        best = max(
+            gemm_ceiling, *(rows[c, precision]["gflops"] for c in cases if c.startswith("session"))
         )
-    print(f"/best: against {best:.1f} GFLOP/s, the faster of the GEMM ceiling and inference alone")
+        bests[precision] = best
+        for case, label in cases.items():
+            row = rows[case, precision]
+            mpx = row["pixels"] / 1e6 / row["seconds"]
+            speedup = rows[case, "fp32"]["seconds"] / row["seconds"]
+            print(
+                f"{label:<36}{precision:>6}{row['seconds']:>10.2f}{mpx:>9.3f}"
+                f"{row['gflops']:>10.1f}{row['gflops'] / gemm_ceiling:>8.2f}"
+                f"{row['gflops'] / best:>8.2f}{speedup:>7.2f}{row['peak_rss_mb']:>13.0f}"
+            )
+    print(
+        "/GEMM: against the GEMM ceiling of the case's precision; /best: against the faster of "
+        "that ceiling and inference alone ("
+        + ", ".join(f"{p} {b:.1f} GFLOP/s" for p, b in bests.items())
+        + "); /fp32: speed-up over the same case in fp32"
+    )
 
 
 if __name__ == "__main__":

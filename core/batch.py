@@ -123,7 +123,8 @@ class Provenance:
     request's is skipped; any difference redoes it.
 
     The output's own tags carry the product id, model checksums and bands, and its layout shows
-    COG and data type; the options no tag records (tile size, requested ROI, DN offset) are kept
+    COG and data type; the options no tag records (tile size, requested ROI, DN offset,
+    precision) are kept
     in a sidecar ``.<output name>.batch.json`` written after the output.
     """
 
@@ -135,6 +136,7 @@ class Provenance:
     tile_size_px: int
     roi_10m_px: tuple[int, int, int, int] | None
     offset_dn: float | None
+    precision: str = "fp32"
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
@@ -156,6 +158,7 @@ def provenance_of(
         tile_size_px=options.tile_size_px,
         roi_10m_px=None if roi is None else (roi.col_off, roi.row_off, roi.width, roi.height),
         offset_dn=offset_dn,
+        precision=options.precision.value,
     )
 
 

@@ -18,14 +18,13 @@ from typing import TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
-from onnxruntime import InferenceSession
 
 from dsen2 import __version__
 from dsen2.bands import BANDS_10M, BY_NAME, OUTPUT_5M, OUTPUT_20M, OUTPUT_ALL
 from dsen2.catalogue import ResolvedModel, resolve_models
 from dsen2.errors import CancelledError, WindowError
 from dsen2.grid import Nesting
-from dsen2.inference import Device, create_session, run_session, session_device
+from dsen2.inference import Device, Precision, Session, create_session, run_session, session_device
 from dsen2.nodata import fill_nodata, valid_mask
 from dsen2.product import Product
 from dsen2.progress import CancelPredicate, ProgressCallback, never_cancelled, no_progress
@@ -56,6 +55,7 @@ class RunOptions:
         cog: write a Cloud-Optimized GeoTIFF.
         reflectance: write float32 reflectance instead of DN in the input's convention.
         threads: CPU threads for inference (default: all available cores).
+        precision: ``fp32``, or ``bf16`` (CPU with native bf16 and OpenVINO: dsen2.bf16).
     """
 
     model: str = "dsen2"
@@ -66,6 +66,7 @@ class RunOptions:
     cog: bool = False
     reflectance: bool = False
     threads: int | None = None
+    precision: Precision = Precision.FP32
 
     def __post_init__(self) -> None:
         if self.bands not in BAND_SETS:
@@ -146,7 +147,7 @@ def superresolve(
         fill_reach_px,
     )
     sessions = {
-        scale: create_session(model.path, options.device, options.threads)
+        scale: create_session(model.path, options.device, options.threads, options.precision)
         for scale, model in models.items()
     }
     spec = _output_spec(product, output, infos[0], nesting, plan, options, models)
@@ -247,7 +248,7 @@ def process_tile(
     tile: Tile,
     plan: TilePlan,
     groups: dict[int, tuple[str, ...]],
-    sessions: dict[int, InferenceSession],
+    sessions: dict[int, Session],
     models: dict[int, ResolvedModel],
     radiometry: Radiometry,
     options: RunOptions,
@@ -347,6 +348,7 @@ def _output_spec(
                 for m in models.values()
             }
         ),
+        "DSEN2_PRECISION": options.precision.value,
         "INPUT_PRODUCT": product.product_id,
         "INPUT_KIND": product.kind,
         "PRODUCT_LEVEL": product.level,

@@ -20,7 +20,7 @@ from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M
 from dsen2.catalogue import ResolvedModel
 from dsen2.degradation import degrade
 from dsen2.errors import ProductFormatError, WindowError
-from dsen2.inference import Device, create_session, run_session
+from dsen2.inference import Device, Precision, create_session, run_session
 from dsen2.metrics import rmse, sam, sre, uiq
 from dsen2.product import Product, open_product
 from dsen2.raster import inspect_band, nest_bands, open_tile_reader
@@ -151,6 +151,7 @@ def evaluate(
     models: Sequence[ResolvedModel],
     device: Device = Device.AUTO,
     factor: int | None = None,
+    precision: Precision = Precision.FP32,
 ) -> SceneReport:
     """Score each model and the baselines on one scene at ``scale`` (2 or 6), degrading by
     ``factor`` (default: the scale, the paper's protocol; e.g. 4 for the 2× net evaluates
@@ -163,7 +164,7 @@ def evaluate(
     estimates = {method: upsample(inputs[scale], scale, method) for method in BASELINES}
     for model in models:
         if model.metadata.scale == scale:
-            estimates[model.metadata.name] = _run_whole(model, inputs, scale, device)
+            estimates[model.metadata.name] = _run_whole(model, inputs, scale, device, precision)
     for method, estimate in estimates.items():
         report.scores.append(_score(method, estimate, target, valid, scale))
         report.residuals[method] = np.where(valid, np.abs(estimate - target), np.nan)
@@ -203,11 +204,15 @@ def wald_pair(
 
 
 def _run_whole(
-    model: ResolvedModel, inputs: dict[int, FloatArray], scale: int, device: Device
+    model: ResolvedModel,
+    inputs: dict[int, FloatArray],
+    scale: int,
+    device: Device,
+    precision: Precision,
 ) -> FloatArray:
     """Run a network over whole degraded arrays, mirrored at the borders like the engine."""
     halo = round_up(model.metadata.receptive_field_px, scale)
-    session = create_session(model.path, device)
+    session = create_session(model.path, device, precision=precision)
     feeds = {}
     for factor in (1, 2, 6):
         if factor > scale:
