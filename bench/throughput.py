@@ -29,15 +29,38 @@ sys.path.insert(0, str(ROOT))
 
 from peak_memory import peak_rss_mb  # noqa: E402  (bench/ is this script's own folder)
 
+# square 2048 and 4096 products and the conv-shaped (128×1152)·(1152×65536) product
+GEMM_SHAPES = ((2048, 2048, 2048), (4096, 4096, 4096), (128, 1152, 65536))
+
 
 def gemm_gflops(repeats: int = 3) -> dict[str, float]:
-    """Best fp32 GEMM rate (GFLOP/s) over numpy's BLAS, ONNX Runtime's MatMul and torch, for
-    square 2048 and 4096 products and the conv-shaped (128×1152)·(1152×65536) product."""
+    """Best fp32 GEMM rate (GFLOP/s) over numpy's BLAS, ONNX Runtime's MatMul and torch."""
+    return _best_over_shapes(_gemm_rates, repeats)
+
+
+def bf16_gemm_gflops(repeats: int = 3) -> dict[str, float]:
+    """Best bf16 GEMM rate (GFLOP/s, fp32 accumulation) of OpenVINO's CPU plugin and torch;
+    empty where the CPU has no native bf16."""
+    from dsen2.bf16 import cpu_has_bf16
+
+    return _best_over_shapes(_bf16_gemm_rates, repeats) if cpu_has_bf16() else {}
+
+
+def _best_over_shapes(
+    rates_of: Callable[[int, int, int, int], dict[str, float]], repeats: int
+) -> dict[str, float]:
     rates: dict[str, float] = {}
-    for shape in ((2048, 2048, 2048), (4096, 4096, 4096), (128, 1152, 65536)):
-        for library, rate in _gemm_rates(*shape, repeats).items():
+    for shape in GEMM_SHAPES:
+        for library, rate in rates_of(*shape, repeats).items():
             rates[library] = max(rates.get(library, 0.0), rate)
     return rates
+
+
+def _operands(m: int, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    return (
+        np.random.default_rng(0).random((m, k), dtype=np.float32),
+        np.random.default_rng(1).random((k, n), dtype=np.float32),
+    )
 
 
 def _gemm_rates(m: int, k: int, n: int, repeats: int) -> dict[str, float]:
@@ -46,8 +69,7 @@ def _gemm_rates(m: int, k: int, n: int, repeats: int) -> dict[str, float]:
 
     from dsen2.inference import available_cores
 
-    a = np.random.default_rng(0).random((m, k), dtype=np.float32)
-    b = np.random.default_rng(1).random((k, n), dtype=np.float32)
+    a, b = _operands(m, k, n)
     flops = 2 * m * k * n
     rates: dict[str, float] = {}
     if m * k * n <= 2048**3:  # numpy may sit on Debian's slow reference BLAS: small case only
@@ -83,43 +105,32 @@ def _gemm_rates(m: int, k: int, n: int, repeats: int) -> dict[str, float]:
     return rates
 
 
-def bf16_gemm_gflops(repeats: int = 3) -> dict[str, float]:
-    """Best bf16 GEMM rate (GFLOP/s, fp32 accumulation) of OpenVINO's CPU plugin and torch, for
-    the same shapes as :func:`gemm_gflops`; empty where the CPU has no native bf16."""
-    from dsen2.bf16 import cpu_has_bf16
-    from dsen2.inference import available_cores
-
-    if not cpu_has_bf16():
-        return {}
+def _bf16_gemm_rates(m: int, k: int, n: int, repeats: int) -> dict[str, float]:
     import openvino as ov
     from openvino import opset13 as ops
 
-    rates: dict[str, float] = {}
-    core = ov.Core()
-    for m, k, n in ((2048, 2048, 2048), (4096, 4096, 4096), (128, 1152, 65536)):
-        a = np.random.default_rng(0).random((m, k), dtype=np.float32)
-        b = np.random.default_rng(1).random((k, n), dtype=np.float32)
-        flops = 2 * m * k * n
-        pa, pb = ops.parameter([m, k], np.float32), ops.parameter([k, n], np.float32)
-        compiled = core.compile_model(
-            ov.Model([ops.matmul(pa, pb, False, False)], [pa, pb]), "CPU",
-            {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": available_cores()},
-        )  # fmt: skip
-        request = compiled.create_infer_request()
-        request.infer([a, b])
-        rate = flops / _best_seconds(partial(request.infer, [a, b]), repeats) / 1e9
-        rates["openvino"] = max(rates.get("openvino", 0.0), rate)
-        try:
-            import torch
+    from dsen2.inference import available_cores
 
-            ta = torch.from_numpy(a).to(torch.bfloat16)
-            tb = torch.from_numpy(b).to(torch.bfloat16)
-            torch.set_num_threads(available_cores())
-            ta @ tb
-            rate = flops / _best_seconds(partial(torch.matmul, ta, tb), repeats) / 1e9
-            rates["torch"] = max(rates.get("torch", 0.0), rate)
-        except ImportError:
-            pass
+    a, b = _operands(m, k, n)
+    flops = 2 * m * k * n
+    pa, pb = ops.parameter([m, k], np.float32), ops.parameter([k, n], np.float32)
+    compiled = ov.Core().compile_model(
+        ov.Model([ops.matmul(pa, pb, False, False)], [pa, pb]), "CPU",
+        {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": available_cores()},
+    )  # fmt: skip
+    request = compiled.create_infer_request()
+    request.infer([a, b])
+    rates = {"openvino": flops / _best_seconds(partial(request.infer, [a, b]), repeats) / 1e9}
+    try:
+        import torch
+
+        ta = torch.from_numpy(a).to(torch.bfloat16)
+        tb = torch.from_numpy(b).to(torch.bfloat16)
+        torch.set_num_threads(available_cores())
+        ta @ tb
+        rates["torch"] = flops / _best_seconds(partial(torch.matmul, ta, tb), repeats) / 1e9
+    except ImportError:
+        pass
     return rates
 
 

@@ -124,8 +124,7 @@ class Provenance:
 
     The output's own tags carry the product id, model checksums and bands, and its layout shows
     COG and data type; the options no tag records (tile size, requested ROI, DN offset,
-    precision) are kept
-    in a sidecar ``.<output name>.batch.json`` written after the output.
+    precision) are kept in a sidecar ``.<output name>.batch.json`` written after the output.
     """
 
     product_id: str

@@ -36,9 +36,12 @@ def _openvino() -> Any:
 def cpu_has_bf16() -> bool:
     """Whether OpenVINO is installed and this CPU computes bf16 natively."""
     try:
-        core = _openvino().Core()
+        return _native_bf16(_openvino().Core())
     except DeviceError:
         return False
+
+
+def _native_bf16(core: Any) -> bool:
     return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
@@ -54,7 +57,7 @@ class Bf16Session:
     def __init__(self, model_path: Path, threads: int) -> None:
         openvino = _openvino()
         core = openvino.Core()
-        if "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        if not _native_bf16(core):
             raise DeviceError(
                 "this CPU has no native bf16 (AVX-512-BF16 or AMX); use --precision fp32"
             )

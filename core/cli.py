@@ -343,12 +343,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         name, arrays = load_scene(scene, scales, offset_dn=args.offset)
         for scale in sorted(scales):
             factor = args.factor if args.factor else scale
-            reports.append(
-                evaluate(
-                    name, arrays, scale, models, Device(args.device), factor,
-                    Precision(args.precision),
-                )
-            )  # fmt: skip
+            device, precision = Device(args.device), Precision(args.precision)
+            reports.append(evaluate(name, arrays, scale, models, device, factor, precision))
     table = markdown_table(reports)
     print(table)
     if args.markdown:

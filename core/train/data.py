@@ -179,9 +179,7 @@ def random_gain(
 ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
     """Scale each patch (inputs and target alike) by a log-uniform random gain, so the network
     learns relative detail rather than one scene's absolute brightness."""
-    low, high = (float(torch.log(torch.tensor(g))) for g in gain_range)
-    logs = torch.rand(len(target), 1, 1, 1, generator=generator) * (high - low) + low
-    gains = torch.exp(logs)
+    gains = _log_uniform((len(target), 1, 1, 1), gain_range, generator)
     return {f: t * gains for f, t in batch.items()}, target * gains
 
 
@@ -196,11 +194,15 @@ def random_band_gain(
     the network cannot lean on one product level's ratios between bands (L1C against L2A, B8A
     standing in for B8). The target shares the gains of its coarse input bands (grid role
     ``scale``): the degradation is linear, so every pair stays a valid pair."""
-    low, high = (float(torch.log(torch.tensor(g))) for g in gain_range)
-
-    def gains(tensor: torch.Tensor) -> torch.Tensor:
-        logs = torch.rand(tensor.shape[0], tensor.shape[1], 1, 1, generator=generator)
-        return torch.exp(logs * (high - low) + low)
-
-    by_role = {f: gains(t) for f, t in batch.items()}
+    by_role = {
+        f: _log_uniform((*t.shape[:2], 1, 1), gain_range, generator) for f, t in batch.items()
+    }
     return {f: t * by_role[f] for f, t in batch.items()}, target * by_role[scale]
+
+
+def _log_uniform(
+    shape: tuple[int, ...], gain_range: tuple[float, float], generator: torch.Generator
+) -> torch.Tensor:
+    """Gains drawn log-uniformly from ``gain_range``."""
+    low, high = (float(torch.log(torch.tensor(g))) for g in gain_range)
+    return torch.exp(torch.rand(shape, generator=generator) * (high - low) + low)
