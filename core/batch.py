@@ -36,9 +36,9 @@ from osgeo import gdal
 
 from dsen2 import __version__
 from dsen2.catalogue import ResolvedModel, resolve_models
-from dsen2.engine import DEFAULT_TILE_SIZE_PX, RunOptions, superresolve
+from dsen2.engine import BF16_TILE_SIZE_PX, DEFAULT_TILE_SIZE_PX, RunOptions, superresolve
 from dsen2.errors import ClusterError, DSen2Error, InputNotFoundError, OutputError
-from dsen2.inference import Device, available_cores
+from dsen2.inference import Device, Precision, available_cores
 from dsen2.product import RASTER_SUFFIXES, Product, open_product
 from dsen2.raster import GdalErrors
 
@@ -391,9 +391,14 @@ def plan_jobs(
 # --- the cluster ----------------------------------------------------------------------------
 
 
-def task_memory_bytes(tile_size_px: int = DEFAULT_TILE_SIZE_PX) -> int:
-    """Memory one worker needs to run one product with tiles of ``tile_size_px``."""
-    area = (tile_size_px / DEFAULT_TILE_SIZE_PX) ** 2
+def task_memory_bytes(
+    tile_size_px: int = DEFAULT_TILE_SIZE_PX, precision: Precision = Precision.FP32
+) -> int:
+    """Memory one worker needs to run one product with tiles of ``tile_size_px``. The budget
+    holds for the precision's default tile (bf16's 768 px tiles need less than fp32's 384 px:
+    dsen2.engine.BF16_TILE_SIZE_PX) and grows with the tile's area above it."""
+    reference_px = BF16_TILE_SIZE_PX if precision is Precision.BF16 else DEFAULT_TILE_SIZE_PX
+    area = (tile_size_px / reference_px) ** 2
     return _BASE_MEMORY_BYTES + int(_TILE_MEMORY_BYTES * max(1.0, area))
 
 
@@ -510,7 +515,7 @@ def machine_plan(
     return plan_local_cluster(
         available_cores(),
         available,
-        task_memory_bytes(options.tile_size_px),
+        task_memory_bytes(options.tile_size_px, options.precision),
         detect_gpus(options.device),
         workers,
         threads_per_worker,

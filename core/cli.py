@@ -21,7 +21,13 @@ from dsen2.catalogue import (
     resolve_models,
     sha256_of,
 )
-from dsen2.engine import BAND_SETS, DEFAULT_TILE_SIZE_PX, RunOptions, superresolve
+from dsen2.engine import (
+    BAND_SETS,
+    BF16_TILE_SIZE_PX,
+    DEFAULT_TILE_SIZE_PX,
+    RunOptions,
+    superresolve,
+)
 from dsen2.errors import DSen2Error
 from dsen2.evaluation import evaluate, load_scene, markdown_table
 from dsen2.inference import Device, Precision
@@ -32,6 +38,10 @@ from dsen2.window import Window
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+_TILE_SIZE_HELP = (
+    f"tile edge in 10 m pixels, multiple of 6 (default {DEFAULT_TILE_SIZE_PX}; "
+    f"{BF16_TILE_SIZE_PX} with --precision bf16)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,9 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--tile-size",
         type=int,
-        default=DEFAULT_TILE_SIZE_PX,
+        default=0,
         metavar="PX",
-        help=f"tile edge in 10 m pixels, multiple of 6 (default {DEFAULT_TILE_SIZE_PX})",
+        help=_TILE_SIZE_HELP,
     )
     run.add_argument(
         "--roi",
@@ -206,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--precision", choices=[p.value for p in Precision], default="fp32", help="as for 'run'"
     )
-    batch.add_argument("--tile-size", type=int, default=DEFAULT_TILE_SIZE_PX, metavar="PX")
+    batch.add_argument("--tile-size", type=int, default=0, metavar="PX", help=_TILE_SIZE_HELP)
     batch.add_argument("--roi", type=_parse_roi, metavar="COL,ROW,WIDTH,HEIGHT")
     batch.add_argument("--cog", action="store_true", help="write Cloud-Optimized GeoTIFFs")
     batch.add_argument("--reflectance", action="store_true", help="write float32 reflectance")

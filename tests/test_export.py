@@ -130,3 +130,23 @@ def test_file_without_dsen2_metadata_is_refused(tmp_path: Path) -> None:
     bogus.write_bytes(b"not an onnx file at all")
     with pytest.raises(ModelError):
         read_metadata(bogus)
+
+
+def test_consistent_graph_keeps_the_block_means_of_real_data(tmp_path: Path) -> None:
+    """The exported 6× graph with the consistency layer, in ONNX Runtime on a real crop: each
+    6×6 output block averages to its input 60 m pixel, and it matches PyTorch."""
+    model = build(6, DSEN2, seed=6, consistent=True).eval()
+    with torch.no_grad():
+        model.tail.weight.mul_(0.05)  # a trained-size residual (a few hundred DN)
+    metadata = metadata_for(model, "consistent-6", "DSen2", False, "random", "test")
+    path = export(model, tmp_path / "model.onnx", metadata)
+    assert read_metadata(path).receptive_field_px == 14 + 6 + 5
+    feeds = _real_inputs(96)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (onnx_out,) = session.run(None, feeds)
+    with torch.no_grad():
+        torch_out = model(*(torch.from_numpy(v) for v in feeds.values())).numpy()
+    assert np.abs(onnx_out - _skip_of(feeds, 6)).max() > 50
+    assert np.abs(onnx_out - torch_out).max() <= 1e-3
+    block_means = onnx_out.reshape(1, 2, 16, 6, 16, 6).mean(axis=(3, 5))
+    assert np.abs(block_means - feeds["b60"]).max() <= 1e-2

@@ -6,7 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from dsen2.train.network import DSEN2, VDSEN2, DSen2, build, parameter_count, zero_last_layer
+from dsen2.train.network import (
+    DSEN2,
+    VDSEN2,
+    Architecture,
+    DSen2,
+    build,
+    parameter_count,
+    zero_last_layer,
+)
 
 
 @pytest.mark.parametrize(
@@ -65,3 +73,27 @@ def test_long_skip_and_scaling_are_in_the_graph() -> None:
         model.tail.weight.zero_()
         model.tail.bias.fill_(0.5)  # +0.5 in normalised units = +1000 DN
         torch.testing.assert_close(model(b10, b20), torch.full_like(base, 2000.0))
+
+
+@pytest.mark.parametrize("scale", [2, 6])
+def test_consistency_layer_is_the_projection_onto_the_coarse_input(scale: int) -> None:
+    """With ``consistent``, every scale×scale output block averages to its coarse input pixel,
+    and the output is the plain network's output plus a correction constant on each block."""
+    consistent = build(scale, Architecture("custom", 2, 16), seed=3, consistent=True).eval()
+    plain = DSen2(scale, 2, 16).eval()
+    plain.load_state_dict(consistent.state_dict())
+    size = 36
+    torch.manual_seed(4)
+    b10 = torch.rand(1, 4, size, size) * 4000
+    b20 = torch.rand(1, 6, size // 2, size // 2) * 4000
+    b60 = torch.rand(1, 2, size // 6, size // 6) * 4000
+    inputs = (b10, b20, b60) if scale == 6 else (b10, b20)
+    with torch.no_grad():
+        out, free = consistent(*inputs), plain(*inputs)
+    coarse = inputs[-1]
+    torch.testing.assert_close(F.avg_pool2d(out, scale), coarse, atol=1e-2, rtol=0)
+    assert (F.avg_pool2d(free, scale) - coarse).abs().max() > 10  # the layer had work to do
+    correction = out - free
+    block_constant = F.interpolate(F.avg_pool2d(correction, scale), scale_factor=float(scale))
+    torch.testing.assert_close(correction, block_constant, atol=1e-2, rtol=0)
+    assert consistent.receptive_field_px == plain.receptive_field_px + scale - 1

@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dsen2.bands import ALL_BANDS
+from dsen2.bands import ALL_BANDS, BY_NAME
 from dsen2.engine import RunOptions, superresolve
 from dsen2.product import open_product
 from tests.conftest import read_raster, write_band_tif
@@ -66,6 +66,33 @@ def test_tiled_equals_whole_image(
     finite = ~np.isnan(whole)
     assert finite.any()
     assert np.abs(whole[finite] - tiled[finite]).max() <= 0.01  # DN
+
+
+def test_consistent_models_tile_seamlessly_and_keep_block_means(
+    tmp_path: Path, tiny_consistent_models: Path
+) -> None:
+    """With the consistency layer (each output block averages to its coarse input pixel) the
+    tiled run still equals the whole-image run, and the written 60 m outputs average back to
+    the input B1 and B9 on every block away from the no-data hole."""
+    folder = _band_folder(tmp_path / "bands", 17, 13, (9, 4, 3))
+    product = open_product([folder])
+    outputs = {}
+    for name, tile_px in (("whole", 6 * 24), ("tiled", 6 * 5)):
+        options = RunOptions(
+            model=str(tiny_consistent_models), tile_size_px=tile_px, reflectance=True
+        )
+        superresolve(product, folder / f"{name}.tif", options)
+        raster = read_raster(folder / f"{name}.tif").reshape(12, 13 * 6, 17 * 6)
+        outputs[name] = raster.astype(np.float64) * 10000
+    whole, tiled = outputs["whole"], outputs["tiled"]
+    assert np.array_equal(np.isnan(whole), np.isnan(tiled))
+    assert np.nanmax(np.abs(whole - tiled)) <= 0.01  # DN
+    for index, band in ((0, "B1"), (9, "B9")):
+        coarse = read_raster(folder / f"T18SVG_{BY_NAME[band].file_token}.tif").astype(np.float64)
+        means = whole[index].reshape(13, 6, 17, 6).mean(axis=(1, 3))
+        valid = np.isfinite(means)
+        assert valid.sum() == 13 * 17 - 9  # all but the hole's 3×3 pixels
+        assert np.abs(means - coarse)[valid].max() <= 0.01, band
 
 
 def test_nodata_does_not_leak_as_dark_ground(tmp_path: Path, tiny_models: Path) -> None:

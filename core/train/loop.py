@@ -48,7 +48,7 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
     )
     train_set, validation_set = _patch_sets(config)
     device = torch.device(config.device)
-    model = build(config.scale, config.architecture, seed=config.seed)
+    model = build(config.scale, config.architecture, seed=config.seed, consistent=config.consistent)
     if config.init == "bilinear":
         zero_last_layer(model)  # start from exactly the in-graph bilinear upsampling
     model = model.to(device)
@@ -225,7 +225,8 @@ def export_run(run_dir: Path, version: str = "0.1.0", name: str | None = None) -
     checkpoint = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
     config = checkpoint["config"]  # the resolved experiment, as trained
     architecture, data, scale = config["architecture"], config["data"], config["scale"]
-    model = build(scale, Architecture(**architecture), seed=None)
+    consistent = bool(config.get("consistent", False))
+    model = build(scale, Architecture(**architecture), seed=None, consistent=consistent)
     model.load_state_dict(checkpoint["model"])
     log = read_log(run_dir)
     seconds = sum(float(row["seconds"]) for row in log)
@@ -245,6 +246,7 @@ def export_run(run_dir: Path, version: str = "0.1.0", name: str | None = None) -
         f"of {log[-1]['epoch']} (validation L1 {checkpoint['state']['best']:.5f}); "
         f"{seconds / 60:.1f} min on {config['device']} ({platform.machine()}), "
         f"{config.get('precision', 'fp32')} training"
+        + ("; block-mean consistency layer" if consistent else "")
     )
     metadata = metadata_for(model, name, architecture["name"], True, summary, version)
     path = export(model, run_dir / f"{name}.onnx", metadata)

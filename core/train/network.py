@@ -63,6 +63,29 @@ class ResBlock(nn.Module):
         return x + self.conv2(F.relu(self.conv1(x))) * self.residual_scale
 
 
+def block_means(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """Each pixel replaced by the mean of its ``factor``×``factor`` block (same shape)."""
+    return F.interpolate(F.avg_pool2d(x, factor), scale_factor=float(factor), mode="nearest")
+
+
+def block_consistent(
+    residual: torch.Tensor, skip: torch.Tensor, coarse: torch.Tensor, factor: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hard consistency layer: (residual, skip) such that ``residual + skip / s`` is the
+    orthogonal projection of the network's output onto the images whose ``factor``×``factor``
+    block means equal ``coarse``.
+
+    The projection ``out + up(coarse − mean(out))`` is split along the long skip, by linearity:
+    the residual loses its block means, and the skip (the bilinear upsampling, in DN) gets the
+    correction that makes its block means equal ``coarse``. So the graph still ends in
+    ``(residual + skip / s) × s``, with the skip side computed from the inputs alone (what
+    ``dsen2.bf16`` keeps in fp32). ``residual`` is in network units, ``skip`` and ``coarse`` in
+    DN; ``coarse`` is ``skip``'s grid divided by ``factor``.
+    """
+    up = F.interpolate(coarse, scale_factor=float(factor), mode="nearest")
+    return residual - block_means(residual, factor), skip + up - block_means(skip, factor)
+
+
 class DSen2(nn.Module):
     """The DSen2 network for one scale.
 
@@ -72,10 +95,17 @@ class DSen2(nn.Module):
         num_blocks: number of ResBlocks d (6 for DSen2, 32 for VDSen2).
         feature_size: feature channels f (128 for DSen2, 256 for VDSen2).
         residual_scale: factor on each ResBlock's residual (0.1 in the paper).
+        consistent: end in the block-mean consistency layer (:func:`block_consistent`): every
+            scale×scale block of an output band then averages exactly to the input coarse pixel.
     """
 
     def __init__(
-        self, scale: int, num_blocks: int = 6, feature_size: int = 128, residual_scale: float = 0.1
+        self,
+        scale: int,
+        num_blocks: int = 6,
+        feature_size: int = 128,
+        residual_scale: float = 0.1,
+        consistent: bool = False,
     ) -> None:
         super().__init__()
         if scale not in (2, 6):
@@ -83,6 +113,7 @@ class DSen2(nn.Module):
         self.scale = scale
         self.num_blocks = num_blocks
         self.feature_size = feature_size
+        self.consistent = consistent
         in_bands = len(BANDS_10M) + len(BANDS_20M) + (len(BANDS_60M) if scale == 6 else 0)
         self.out_bands = len(BANDS_20M) if scale == 2 else len(BANDS_60M)
         self.input_scale: torch.Tensor
@@ -108,11 +139,13 @@ class DSen2(nn.Module):
                 raise ValueError("the 6× network needs b60")
             up60 = F.interpolate(b60, scale_factor=6.0, mode="bilinear", align_corners=False)
             parts.append(up60)
-            skip = up60
+            coarse, skip = b60, up60
         else:
-            skip = up20
+            coarse, skip = b20, up20
         x = torch.cat(parts, dim=1) / self.input_scale
         y = self.tail(self.blocks(F.relu(self.head(x))))
+        if self.consistent:
+            y, skip = block_consistent(y, skip, coarse, self.scale)
         return (y + skip / self.input_scale) * self.input_scale
 
     @property
@@ -121,8 +154,9 @@ class DSen2(nn.Module):
 
     @property
     def receptive_field_px(self) -> int:
-        """Reach in 10 m pixels: one per 3×3 conv, plus one coarse pixel for the bilinear step."""
-        return self.conv_layers + self.scale
+        """Reach in 10 m pixels: one per 3×3 conv, plus one coarse pixel for the bilinear step
+        (and the rest of the pixel's block for the consistency layer)."""
+        return self.conv_layers + self.scale + (self.scale - 1 if self.consistent else 0)
 
     @property
     def macs_per_px(self) -> int:
@@ -184,13 +218,18 @@ class DSen2To5m(nn.Module):
 Network = DSen2 | DSen2To5m
 
 
-def build(scale: int, architecture: Architecture = DSEN2, seed: int | None = 0) -> Network:
-    """A freshly initialised network for ``scale`` 2, 6 or 4 (5 m), seeded for reproducibility."""
+def build(
+    scale: int, architecture: Architecture = DSEN2, seed: int | None = 0, consistent: bool = False
+) -> Network:
+    """A freshly initialised network for ``scale`` 2, 6 or 4 (5 m), seeded for reproducibility;
+    ``consistent`` adds the block-mean consistency layer (2× and 6× only)."""
     if seed is not None:
         torch.manual_seed(seed)
     if scale == DSen2To5m.scale:
+        if consistent:
+            raise ValueError("the consistency layer is for the 2× and 6× networks only")
         return DSen2To5m(architecture.num_blocks, architecture.feature_size)
-    return DSen2(scale, architecture.num_blocks, architecture.feature_size)
+    return DSen2(scale, architecture.num_blocks, architecture.feature_size, consistent=consistent)
 
 
 def zero_last_layer(model: Network) -> Network:
