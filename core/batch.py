@@ -36,7 +36,7 @@ from osgeo import gdal
 
 from dsen2 import __version__
 from dsen2.catalogue import ResolvedModel, resolve_models
-from dsen2.engine import BF16_TILE_SIZE_PX, DEFAULT_TILE_SIZE_PX, RunOptions, superresolve
+from dsen2.engine import DEFAULT_TILE_SIZE_PX, RunOptions, default_tile_size_px, superresolve
 from dsen2.errors import ClusterError, DSen2Error, InputNotFoundError, OutputError
 from dsen2.inference import Device, Precision, available_cores
 from dsen2.product import RASTER_SUFFIXES, Product, open_product
@@ -396,9 +396,8 @@ def task_memory_bytes(
 ) -> int:
     """Memory one worker needs to run one product with tiles of ``tile_size_px``. The budget
     holds for the precision's default tile (bf16's 768 px tiles need less than fp32's 384 px:
-    dsen2.engine.BF16_TILE_SIZE_PX) and grows with the tile's area above it."""
-    reference_px = BF16_TILE_SIZE_PX if precision is Precision.BF16 else DEFAULT_TILE_SIZE_PX
-    area = (tile_size_px / reference_px) ** 2
+    dsen2.engine.default_tile_size_px) and grows with the tile's area above it."""
+    area = (tile_size_px / default_tile_size_px(precision)) ** 2
     return _BASE_MEMORY_BYTES + int(_TILE_MEMORY_BYTES * max(1.0, area))
 
 

@@ -45,6 +45,11 @@ _PREFETCH_TILES = 2
 ArrayT = TypeVar("ArrayT", bound=np.ndarray)
 
 
+def default_tile_size_px(precision: Precision) -> int:
+    """The tile edge a run uses unless told otherwise: 384 px in fp32, 768 px in bf16."""
+    return BF16_TILE_SIZE_PX if precision is Precision.BF16 else DEFAULT_TILE_SIZE_PX
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """Everything a run can be asked to do differently.
@@ -77,10 +82,7 @@ class RunOptions:
         if self.bands not in BAND_SETS:
             raise ValueError(f"bands must be one of {sorted(BAND_SETS)}, got {self.bands!r}")
         if self.tile_size_px == 0:  # resolved once, so every reader of the options sees the same
-            default = (
-                BF16_TILE_SIZE_PX if self.precision is Precision.BF16 else DEFAULT_TILE_SIZE_PX
-            )
-            object.__setattr__(self, "tile_size_px", default)
+            object.__setattr__(self, "tile_size_px", default_tile_size_px(self.precision))
 
     @property
     def output_bands(self) -> tuple[str, ...]:
