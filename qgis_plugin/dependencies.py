@@ -4,6 +4,7 @@ QGIS ships numpy and GDAL but not onnxruntime. The plugin installs a pinned onnx
 pip into a folder inside the plugin, named by Python version and onnxruntime build, with
 ``--no-deps`` so QGIS's numpy is never upgraded (onnxruntime imports with numpy alone). The folder
 is appended to ``sys.path``, so it only fills gaps and never shadows QGIS's own packages.
+OpenVINO, which only the bf16 precision needs, installs the same way into its own folder.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ VENDORED_CORE_DIR = PLUGIN_DIR / "ext"
 DEPENDENCIES_DIR = PLUGIN_DIR / "python-deps"
 ONNXRUNTIME_CPU = ("onnxruntime", "1.32.0")
 ONNXRUNTIME_GPU = ("onnxruntime-gpu", "1.31.1")  # newest onnxruntime-gpu on PyPI
+OPENVINO = ("openvino", "2026.4.1")  # precision bf16 (dsen2.bf16); imports with numpy alone
 PIP_TIMEOUT_S = 900
 
 
@@ -30,7 +32,8 @@ class DependencyError(RuntimeError):
 
 @dataclass(frozen=True)
 class Requirement:
-    """One pinned onnxruntime build and the folder it installs into."""
+    """One pinned distribution (an onnxruntime build, or OpenVINO) and the folder it installs
+    into."""
 
     distribution: str
     version: str
@@ -47,6 +50,10 @@ class Requirement:
 
 def requirement(gpu: bool) -> Requirement:
     return Requirement(*(ONNXRUNTIME_GPU if gpu else ONNXRUNTIME_CPU))
+
+
+def bf16_requirement() -> Requirement:
+    return Requirement(*OPENVINO)
 
 
 def cuda_present() -> bool:
@@ -68,8 +75,8 @@ def activate(base_dir: Path = DEPENDENCIES_DIR) -> None:
     """
     if VENDORED_CORE_DIR.is_dir() and str(VENDORED_CORE_DIR) not in sys.path:
         sys.path.insert(0, str(VENDORED_CORE_DIR))
-    for gpu in (True, False):
-        folder = requirement(gpu).target_dir(base_dir)
+    for target in (requirement(True), requirement(False), bf16_requirement()):
+        folder = target.target_dir(base_dir)
         if folder.is_dir() and str(folder) not in sys.path:
             sys.path.append(str(folder))
 
@@ -79,6 +86,15 @@ def missing_dependencies() -> str | None:
     try:
         importlib.import_module("onnxruntime")
         importlib.import_module("dsen2.engine")
+    except ImportError as error:
+        return str(error)
+    return None
+
+
+def missing_bf16_dependency() -> str | None:
+    """None when OpenVINO (precision bf16) imports; otherwise what failed to import."""
+    try:
+        importlib.import_module("openvino")
     except ImportError as error:
         return str(error)
     return None
@@ -133,6 +149,12 @@ def install_hint(base_dir: Path = DEPENDENCIES_DIR) -> str:
         "Install it from the menu Plugins ▸ DSen2 ▸ Install dependencies, or close QGIS and run: "
         f"{command}"
     )
+
+
+def bf16_install_hint(base_dir: Path = DEPENDENCIES_DIR) -> str:
+    """One sentence telling the user how to add OpenVINO to QGIS's Python for precision bf16."""
+    command = shlex.join(install_command(bf16_requirement(), base_dir))
+    return f"Close QGIS and run: {command} (or choose precision fp32)"
 
 
 def install(gpu: bool | None = None, base_dir: Path = DEPENDENCIES_DIR) -> Path:

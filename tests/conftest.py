@@ -9,9 +9,14 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
+from dsen2.bf16 import cpu_has_bf16
 from dsen2.train.export import export, metadata_for
 from dsen2.train.network import DSen2
 from tests import samples
+
+needs_bf16 = pytest.mark.skipif(
+    not cpu_has_bf16(), reason="needs OpenVINO and a CPU with native bf16 (AVX-512-BF16 or AMX)"
+)
 
 
 def _export_tiny_pair(folder: Path, consistent: bool) -> Path:

@@ -10,18 +10,14 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from dsen2.bf16 import cpu_has_bf16
 from dsen2.catalogue import resolve_models
 from dsen2.degradation import block_mean
 from dsen2.errors import DeviceError, ModelError
 from dsen2.evaluation import load_scene
 from dsen2.inference import Device, Precision, create_session
-from tests.conftest import read_raster
+from tests.conftest import needs_bf16, read_raster
 from tests.test_cli import assert_clean_failure, dsen2
 
-needs_bf16 = pytest.mark.skipif(
-    not cpu_has_bf16(), reason="needs OpenVINO and a CPU with native bf16 (AVX-512-BF16 or AMX)"
-)
 CROP_PX = 216
 
 

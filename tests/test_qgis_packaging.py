@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import configparser
 import importlib.util
+import shlex
 import subprocess
 import sys
 import zipfile
@@ -112,6 +113,45 @@ def test_install_command_is_pinned_and_protects_numpy(tmp_path: Path) -> None:
     assert Path(command[0]).is_file()
 
 
+def imported_from(folder: Path, code: str) -> list[str]:
+    """What ``code`` prints in a fresh interpreter with ``folder`` first on its path."""
+    probe = subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, sys.argv[1]); {code}", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probe.returncode == 0, probe.stderr
+    return probe.stdout.split()
+
+
+@pytest.mark.slow
+def test_bf16_hint_installs_openvino_that_activate_finds(tmp_path: Path) -> None:
+    """The command the bf16 hint prints, run for real: OpenVINO lands in its own versioned folder
+    without numpy, activate() appends that folder, and it imports beside QGIS's numpy."""
+    hint = dependencies.bf16_install_hint(tmp_path)
+    command = dependencies.install_command(dependencies.bf16_requirement(), tmp_path)
+    assert shlex.join(command) in hint and "openvino==" in hint and "--no-deps" in command
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    folder = dependencies.bf16_requirement().target_dir(tmp_path)
+    assert (folder / "openvino" / "__init__.py").is_file()
+    assert not list(folder.glob("numpy*")), "the installer must never bring its own numpy"
+    before = list(sys.path)
+    try:
+        dependencies.activate(tmp_path)
+        assert sys.path[-1] == str(folder) and str(folder) not in before
+    finally:
+        sys.path[:] = before
+    openvino_file, numpy_version, has_cpu = imported_from(
+        folder,
+        "import numpy, openvino; "
+        "print(openvino.__file__, numpy.__version__, 'CPU' in openvino.Core().available_devices)",
+    )
+    assert openvino_file.startswith(str(folder)) and numpy_version.startswith("1.")
+    assert has_cpu == "True"
+
+
 @pytest.mark.slow
 def test_installer_puts_onnxruntime_in_its_folder_without_numpy(tmp_path: Path) -> None:
     """A real pip install from the package index (PyPI is reachable in CI)."""
@@ -120,20 +160,9 @@ def test_installer_puts_onnxruntime_in_its_folder_without_numpy(tmp_path: Path) 
         assert folder == dependencies.requirement(False).target_dir(tmp_path)
         assert (folder / "onnxruntime" / "__init__.py").is_file()
         assert not list(folder.glob("numpy*")), "the installer must never bring its own numpy"
-        probe = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import sys; sys.path.insert(0, sys.argv[1]); "
-                "import onnxruntime, numpy; print(onnxruntime.__file__, numpy.__version__)",
-                str(folder),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
+        ort_file, numpy_version = imported_from(
+            folder, "import onnxruntime, numpy; print(onnxruntime.__file__, numpy.__version__)"
         )
-        assert probe.returncode == 0, probe.stderr
-        ort_file, numpy_version = probe.stdout.split()
         assert ort_file.startswith(str(folder)) and numpy_version.startswith("1.")
     finally:
         if str(folder) in sys.path:

