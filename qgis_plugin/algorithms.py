@@ -46,6 +46,7 @@ BAND_CHOICES = ("all", "20m")
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
 PRECISION_CHOICES = ("fp32", "bf16")
 AUTOMATIC_TILE_SIZE_PX = 0  # RunOptions picks the precision's default (384 px fp32, 768 px bf16)
+MIN_TILE_SIZE_PX = 48  # smaller tiles are mostly halo: many times slower for no memory gain
 DEFAULT_MODEL = "dsen2"  # the catalogue family dsen2 run uses by default
 
 _SHARED_HELP = """
@@ -145,7 +146,7 @@ class _SuperResolveAlgorithm(QgsProcessingAlgorithm):
                 self.tr("Tile size (10 m pixels, bounds memory; 0 = automatic)"),
                 type=QgsProcessingParameterNumber.Integer,
                 defaultValue=AUTOMATIC_TILE_SIZE_PX,
-                minValue=AUTOMATIC_TILE_SIZE_PX,
+                minValue=0,
                 maxValue=4096,
             ),
             QgsProcessingParameterEnum(
@@ -223,6 +224,20 @@ class _SuperResolveAlgorithm(QgsProcessingAlgorithm):
         precision = Precision(
             PRECISION_CHOICES[self.parameterAsEnum(parameters, self.PRECISION, context)]
         )
+        tile_size_px = self.parameterAsInt(parameters, self.TILE_SIZE, context)
+        if 0 < tile_size_px < MIN_TILE_SIZE_PX:
+            raise QgsProcessingException(
+                self.tr(
+                    f"Tile size {tile_size_px} is too small: use 0 (automatic) or at least "
+                    f"{MIN_TILE_SIZE_PX} pixels"
+                )
+            )
+        if precision is Precision.BF16 and device == "cuda":
+            raise QgsProcessingException(
+                self.tr(
+                    "Precision bf16 runs on the CPU: choose device Auto or CPU, or fp32 for CUDA"
+                )
+            )
         if precision is Precision.BF16:
             problem = missing_bf16_dependency()
             if problem is not None:
@@ -233,7 +248,7 @@ class _SuperResolveAlgorithm(QgsProcessingAlgorithm):
             model=self._model(parameters, context),
             bands=BAND_CHOICES[self.parameterAsEnum(parameters, self.BANDS, context)],
             device=Device(device),
-            tile_size_px=self.parameterAsInt(parameters, self.TILE_SIZE, context),
+            tile_size_px=tile_size_px,
             roi=self._roi(product, parameters, context),
             cog=self.parameterAsBool(parameters, self.COG, context),
             reflectance=self.parameterAsBool(parameters, self.REFLECTANCE, context),

@@ -10,6 +10,7 @@ OpenVINO, which only the bf16 precision needs, installs the same way into its ow
 from __future__ import annotations
 
 import importlib
+import os
 import shlex
 import shutil
 import subprocess
@@ -53,6 +54,7 @@ def requirement(gpu: bool) -> Requirement:
 
 
 def bf16_requirement() -> Requirement:
+    """OpenVINO, which only precision bf16 needs (it is not installed by the menu action)."""
     return Requirement(*OPENVINO)
 
 
@@ -142,9 +144,14 @@ def install_command(target: Requirement, base_dir: Path = DEPENDENCIES_DIR) -> l
     ]
 
 
+def command_line(argv: list[str]) -> str:
+    """``argv`` quoted for the user's shell: cmd.exe on Windows (paths with spaces), else POSIX."""
+    return subprocess.list2cmdline(argv) if os.name == "nt" else shlex.join(argv)
+
+
 def install_hint(base_dir: Path = DEPENDENCIES_DIR) -> str:
     """One sentence telling the user exactly how to install what is missing."""
-    command = shlex.join(install_command(requirement(cuda_present()), base_dir))
+    command = command_line(install_command(requirement(cuda_present()), base_dir))
     return (
         "Install it from the menu Plugins ▸ DSen2 ▸ Install dependencies, or close QGIS and run: "
         f"{command}"
@@ -153,7 +160,7 @@ def install_hint(base_dir: Path = DEPENDENCIES_DIR) -> str:
 
 def bf16_install_hint(base_dir: Path = DEPENDENCIES_DIR) -> str:
     """One sentence telling the user how to add OpenVINO to QGIS's Python for precision bf16."""
-    command = shlex.join(install_command(bf16_requirement(), base_dir))
+    command = command_line(install_command(bf16_requirement(), base_dir))
     return f"Close QGIS and run: {command} (or choose precision fp32)"
 
 
@@ -178,7 +185,7 @@ def install(gpu: bool | None = None, base_dir: Path = DEPENDENCIES_DIR) -> Path:
     if result.returncode != 0:
         tail = " ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
         raise DependencyError(
-            f"pip could not install {target.pin} ({tail}); ran: {shlex.join(command)}"
+            f"pip could not install {target.pin} ({tail}); ran: {command_line(command)}"
         )
     check = subprocess.run(
         [command[0], "-c", _IMPORT_CHECK, str(folder)], capture_output=True, text=True, timeout=120

@@ -94,7 +94,11 @@ def test_provider_lists_both_algorithms_with_help(provider: DSen2Provider) -> No
     assert provider.name() == "Sentinel-2 super-resolution (DSen2)"
     for algorithm in provider.algorithms():
         names = {p.name() for p in algorithm.parameterDefinitions()}
-        assert {"INPUT", "MODEL", "BANDS", "DEVICE", "TILE_SIZE", "COG", "REFLECTANCE"} <= names
+        assert {"INPUT", "MODEL", "BANDS", "DEVICE", "TILE_SIZE", "COG", "REFLECTANCE",
+                "PRECISION"} <= names  # fmt: skip
+        tile, precision = (algorithm.parameterDefinition(n) for n in ("TILE_SIZE", "PRECISION"))
+        assert tile.defaultValue() == 0 and precision.defaultValue() == 0  # automatic, fp32
+        assert precision.options()[1].startswith("bf16")
         assert "OUTPUT" in {o.name() for o in algorithm.outputDefinitions()}
         assert "Radiometry" in algorithm.shortHelpString() and algorithm.helpUrl()
         assert algorithm.canExecute() == (True, "")
@@ -184,7 +188,39 @@ def test_bf16_precision_equals_cli(
     assert 0 < np.abs(bf16.astype(int) - fp32).max() < 200  # bf16 rounding, not another model
     dataset = gdal.Open(str(output))
     assert dataset.GetMetadataItem("DSEN2_PRECISION") == "bf16"
+    # the writer's blocks are the tiles: the automatic tile size is bf16's 768 px (fp32: 384)
+    assert dataset.GetRasterBand(1).GetBlockSize() == [768, 768]
     dataset = None
+
+
+def test_default_tile_size_is_fp32s_and_tiny_tiles_are_refused(
+    provider: DSen2Provider, tiny_models: Path, tmp_path: Path
+) -> None:
+    product = write_safe(tmp_path / "in", SafeSpec("L1C", "02.01", size_px=60))
+    output = tmp_path / "out" / "o.tif"
+    output.parent.mkdir()
+    processing.run(
+        "dsen2:superresolveproduct",
+        {"INPUT": str(product), "MODEL_FOLDER": str(tiny_models), "OUTPUT": str(output)},
+    )
+    dataset = gdal.Open(str(output))
+    assert dataset.GetRasterBand(1).GetBlockSize() == [384, 384]
+    assert dataset.GetMetadataItem("DSEN2_PRECISION") == "fp32"
+    dataset = None
+    output.unlink()
+    with pytest.raises(QgsProcessingException, match="Tile size 12 is too small"):
+        processing.run(
+            "dsen2:superresolveproduct",
+            {"INPUT": str(product), "MODEL_FOLDER": str(tiny_models), "TILE_SIZE": 12,
+             "OUTPUT": str(output)},
+        )  # fmt: skip
+    with pytest.raises(QgsProcessingException, match="bf16 runs on the CPU"):
+        processing.run(
+            "dsen2:superresolveproduct",
+            {"INPUT": str(product), "MODEL_FOLDER": str(tiny_models), "PRECISION": 1,
+             "DEVICE": 1, "OUTPUT": str(output)},
+        )  # fmt: skip
+    assert list(output.parent.iterdir()) == []
 
 
 def test_bf16_without_openvino_names_the_install_command(

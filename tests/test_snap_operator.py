@@ -416,6 +416,11 @@ def test_bf16_target_equals_dsen2_run_bf16(tiny_models: Path, tmp_path: Path) ->
     assert 0 < np.abs(stitched.astype(int) - fp32).max() < 200  # bf16 rounding only
 
 
+def test_bf16_on_cuda_is_a_clear_error(tiny_models: Path) -> None:
+    with pytest.raises(ValueError, match=r"precision=bf16 runs on the CPU"):
+        run_operator(nested_crops(48), parameters(tiny_models, precision="bf16", device="cuda"))
+
+
 def test_missing_band_is_a_clear_error(tiny_models: Path) -> None:
     crops = {name: crop for name, crop in nested_crops(48).items() if name != "B9"}
     with pytest.raises(ValueError, match=r"no band B9.*include60m=false"):

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from onnxruntime import InferenceSession
 
 from dsen2 import engine
 from dsen2.bands import BANDS_10M, BY_NAME, OUTPUT_ALL
@@ -35,7 +34,7 @@ from dsen2.catalogue import ResolvedModel, resolve_models
 from dsen2.engine import RunOptions, image_window
 from dsen2.errors import MissingBandError, ProductFormatError
 from dsen2.grid import Grid, Nesting, nest
-from dsen2.inference import Device, Precision, create_session
+from dsen2.inference import Device, Precision, Session, create_session
 from dsen2.product import radiometry_from_scaling
 from dsen2.radiometry import Radiometry
 from dsen2.tiling import TilePlan, plan_tiles
@@ -99,6 +98,8 @@ class OperatorOptions:
             raise ValueError(f"bands must be 'all' or '20m', got {self.bands!r}")
         if self.tile_size_px < _ALIGN_PX:
             raise ValueError(f"tileSize must be at least {_ALIGN_PX} px, got {self.tile_size_px}")
+        if self.precision is Precision.BF16 and self.device is Device.CUDA:
+            raise ValueError("precision=bf16 runs on the CPU: use device=cpu or auto, or fp32")
 
     @property
     def core_bands(self) -> str:
@@ -152,7 +153,7 @@ class DSen2TilesOp:
         self._plan: TilePlan | None = None
         self._groups: dict[int, tuple[str, ...]] = {}
         self._models: dict[int, ResolvedModel] = {}
-        self._sessions: dict[int, InferenceSession] = {}
+        self._sessions: dict[int, Session] = {}
         self._radiometry = Radiometry()
 
     def initialize(self, context: Any) -> None:
