@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from dsen2.errors import DeviceError, ModelError
+from dsen2.errors import DeviceError, MissingDependencyError, ModelError
 
 PROVIDER = "OpenVINO-bf16"  # what Bf16Session.get_providers() reports
 
@@ -27,7 +27,7 @@ def _openvino() -> Any:
     try:
         import openvino
     except ImportError as error:
-        raise DeviceError(
+        raise MissingDependencyError(
             "--precision bf16 needs OpenVINO: pip install 'dsen2[bf16]' (or use --precision fp32)"
         ) from error
     return openvino
@@ -50,7 +50,7 @@ class Bf16Session:
     session (``run(None, feeds)``, ``get_providers()``).
 
     Raises:
-        DeviceError: OpenVINO is missing or the CPU has no native bf16.
+        DeviceError: the CPU has no native bf16 (MissingDependencyError: OpenVINO is missing).
         ModelError: the file is not a DSen2 graph ending in ``(body + skip / s) × s``.
     """
 

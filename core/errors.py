@@ -43,6 +43,10 @@ class DeviceError(DSen2Error, RuntimeError):
     """The requested execution device is not available."""
 
 
+class MissingDependencyError(DeviceError):
+    """An optional package the requested precision or device needs is not installed."""
+
+
 class OutputError(DSen2Error, OSError):
     """The output cannot be written where it was asked for."""
 

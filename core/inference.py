@@ -77,12 +77,14 @@ def create_session(
 
     Raises:
         DeviceError: CUDA was requested but is not usable here, or bf16 is not available
-            (it runs on CPU only, with OpenVINO installed).
+            (it runs on CPU only); MissingDependencyError when OpenVINO is not installed.
         ModelError: the file is not a loadable ONNX graph.
     """
     if precision is Precision.BF16:
         if device is Device.CUDA:
-            raise DeviceError("--precision bf16 runs on the CPU; use it with --device cpu")
+            raise DeviceError(
+                "precision bf16 runs on the CPU: use device cpu or auto, or fp32 on CUDA"
+            )
         from dsen2.bf16 import Bf16Session
 
         return Bf16Session(model_path, threads or available_cores())

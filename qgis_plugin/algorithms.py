@@ -30,12 +30,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
-from .dependencies import (
-    bf16_install_hint,
-    install_hint,
-    missing_bf16_dependency,
-    missing_dependencies,
-)
+from .dependencies import bf16_install_hint, install_hint, missing_dependencies
 
 if TYPE_CHECKING:
     from dsen2.product import Product
@@ -214,6 +209,7 @@ class _SuperResolveAlgorithm(QgsProcessingAlgorithm):
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
         from dsen2.engine import RunOptions, superresolve
+        from dsen2.errors import MissingDependencyError
         from dsen2.inference import Device, Precision
         from dsen2.product import open_product
 
@@ -232,18 +228,6 @@ class _SuperResolveAlgorithm(QgsProcessingAlgorithm):
                     f"{MIN_TILE_SIZE_PX} pixels"
                 )
             )
-        if precision is Precision.BF16 and device == "cuda":
-            raise QgsProcessingException(
-                self.tr(
-                    "Precision bf16 runs on the CPU: choose device Auto or CPU, or fp32 for CUDA"
-                )
-            )
-        if precision is Precision.BF16:
-            problem = missing_bf16_dependency()
-            if problem is not None:
-                raise QgsProcessingException(
-                    self.tr(f"Precision bf16 cannot run: {problem}. {bf16_install_hint()}")
-                )
         options = RunOptions(
             model=self._model(parameters, context),
             bands=BAND_CHOICES[self.parameterAsEnum(parameters, self.BANDS, context)],
@@ -257,13 +241,21 @@ class _SuperResolveAlgorithm(QgsProcessingAlgorithm):
         feedback.pushInfo(
             self.tr(f"Input: {product.product_id} ({product.kind}, level {product.level})")
         )
-        result = superresolve(
-            product,
-            Path(output),
-            options,
-            progress=lambda fraction, message: feedback.setProgress(100.0 * fraction),
-            is_cancelled=feedback.isCanceled,
-        )
+        try:
+            result = superresolve(
+                product,
+                Path(output),
+                options,
+                progress=lambda fraction, message: feedback.setProgress(100.0 * fraction),
+                is_cancelled=feedback.isCanceled,
+            )
+        except MissingDependencyError as error:  # the core's advice is a pip line for its venv
+            raise QgsProcessingException(
+                self.tr(
+                    f"Precision bf16 cannot run: OpenVINO is not installed in QGIS's Python "
+                    f"({error.__cause__}). {bf16_install_hint()}"
+                )
+            ) from None
         feedback.pushInfo(
             self.tr(
                 f"Wrote {result.width_px}×{result.height_px} px, bands "

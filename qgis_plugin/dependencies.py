@@ -93,15 +93,6 @@ def missing_dependencies() -> str | None:
     return None
 
 
-def missing_bf16_dependency() -> str | None:
-    """None when OpenVINO (precision bf16) imports; otherwise what failed to import."""
-    try:
-        importlib.import_module("openvino")
-    except ImportError as error:
-        return str(error)
-    return None
-
-
 def qgis_python() -> Path:
     """The Python interpreter behind QGIS (``sys.executable`` is the qgis binary in the desktop).
 

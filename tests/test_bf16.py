@@ -128,11 +128,11 @@ def test_without_openvino_bf16_says_what_to_install(tmp_path: Path) -> None:
     model = resolve_models("dsen2", {2})[2].path
     code = (
         "import sys; sys.modules['openvino'] = None\n"
-        "from dsen2.errors import DeviceError\n"
+        "from dsen2.errors import MissingDependencyError\n"
         "from dsen2.inference import Device, Precision, create_session\n"
         "try:\n"
         f"    create_session({str(model)!r}, Device.CPU, 1, Precision.BF16)\n"
-        "except DeviceError as error:\n"
+        "except MissingDependencyError as error:  # typed, so adapters can word their own hint\n"
         "    print(error)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

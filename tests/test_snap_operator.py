@@ -23,6 +23,7 @@ import pytest
 from osgeo import gdal
 
 from dsen2.bands import ALL_BANDS, BY_NAME
+from dsen2.errors import DeviceError
 from dsen2.snap.install import package_dir
 from dsen2.snap.python_operator import dsen2_tiles_op
 from dsen2.snap.python_operator.dsen2_tiles_op import DSen2TilesOp
@@ -417,7 +418,7 @@ def test_bf16_target_equals_dsen2_run_bf16(tiny_models: Path, tmp_path: Path) ->
 
 
 def test_bf16_on_cuda_is_a_clear_error(tiny_models: Path) -> None:
-    with pytest.raises(ValueError, match=r"precision=bf16 runs on the CPU"):
+    with pytest.raises(DeviceError, match=r"precision bf16 runs on the CPU"):
         run_operator(nested_crops(48), parameters(tiny_models, precision="bf16", device="cuda"))
 
 

@@ -98,8 +98,6 @@ class OperatorOptions:
             raise ValueError(f"bands must be 'all' or '20m', got {self.bands!r}")
         if self.tile_size_px < _ALIGN_PX:
             raise ValueError(f"tileSize must be at least {_ALIGN_PX} px, got {self.tile_size_px}")
-        if self.precision is Precision.BF16 and self.device is Device.CUDA:
-            raise ValueError("precision=bf16 runs on the CPU: use device=cpu or auto, or fp32")
 
     @property
     def core_bands(self) -> str:
@@ -145,6 +143,7 @@ class DSen2TilesOp:
 
     def __init__(self) -> None:
         self._options = OperatorOptions()
+        self._run_options = self._options.run_options
         self._sources: dict[str, Any] = {}
         self._targets: dict[str, Any] = {}
         self._extender: Any = None
@@ -168,7 +167,7 @@ class DSen2TilesOp:
             tile_size_px=int(context.getParameter("tileSize")),
             precision=Precision(str(context.getParameter("precision"))),
         )
-        options = self._options.run_options
+        options = self._run_options = self._options.run_options
         self._models = resolve_models(options.model, options.scales)
         self._groups = engine.input_groups(self._models)
         needed = [band for factor in sorted(self._groups) for band in self._groups[factor]]
@@ -226,7 +225,7 @@ class DSen2TilesOp:
                 for factor, bands in self._groups.items()
             },
         )
-        options = self._options.run_options
+        options = self._run_options
         stack = engine.process_tile(
             tile, self._plan, self._groups, self._sessions, self._models, self._radiometry, options
         )
