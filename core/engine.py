@@ -37,8 +37,8 @@ from dsen2.writer import OutputSpec, block_size_for, check_writable, open_output
 DEFAULT_TILE_SIZE_PX = 384
 # bf16 tiles are larger: OpenVINO's bf16 working set at 768 px is 766 MB peak RSS (DSen2 d=6
 # f=128 on 1512² px), and the halo's share of the work falls from ~20 % to ~10 % (bench/peer.py,
-# README "Performance"). fp32 stays at 384 (489 MB peak; 1363 MB at 768 px): its measured gain at
-# 768 px is within this project's machines' noise so far.
+# README "Performance"). fp32 stays at 384: 489 MB peak against 1363 MB at 768 px, and no faster
+# there (1512² px interleaved: 59.42 s at 384, 58.97 s at 768).
 BF16_TILE_SIZE_PX = 768
 BAND_SETS = {"all": OUTPUT_ALL, "20m": OUTPUT_20M, "5m": OUTPUT_5M}
 _INPUT_FACTORS = {"b10": 1, "b20": 2, "b60": 6}  # graph input → its grid over the 10 m grid

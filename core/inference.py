@@ -108,8 +108,8 @@ def create_session(
     providers = [_CUDA, _CPU] if device is not Device.CPU and cuda_built else [_CPU]
     # No memory pattern on CPU: the pattern pre-plans one block per input shape that holds
     # every activation at its planned offset, about twice what the arena's reuse needs (DSen2
-    # d=6 f=128, 800² px tile: 2261 → 1239 MB peak RSS; 416²: 752 → 391 MB; run time within the
-    # noise, bench/throughput.py). That halving is what lets fp32 run 768 px tiles by default.
+    # d=6 f=128, one session, 800² px tile: 2261 → 1239 MB peak RSS; 416²: 752 → 391 MB; run
+    # time within the noise; README "Performance"). Not measured on CUDA, so kept there.
     options.enable_mem_pattern = providers != [_CPU]
     try:
         session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
