@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from dsen2.errors import WindowError
+
 FloatArray = npt.NDArray[np.float32]
 
 
@@ -53,3 +55,34 @@ def block_mean(stack: npt.NDArray[np.generic], factor: int) -> FloatArray:
 def degrade(stack: npt.NDArray[np.generic], factor: int) -> FloatArray:
     """The paper's degradation by ``factor``: blur with σ = 1/factor pixels, then block means."""
     return block_mean(gaussian_blur(stack, 1.0 / factor), factor)
+
+
+def wald_pair(
+    arrays: dict[int, FloatArray], scale: int, factor: int | None = None
+) -> tuple[dict[int, FloatArray], FloatArray]:
+    """Degraded network inputs (keyed by grid role: 1 = the 10 m role, 2, 6) and the target.
+
+    With ``factor`` = ``scale`` (the default) this is the paper's protocol. A larger multiple of
+    the scale degrades further (e.g. 4 for the 2× net: 80 m → 40 m, target the 20 m bands
+    degraded to 40 m), for scale-invariance checks and pooled training.
+
+    Raises:
+        WindowError: the scene is too small for this factor.
+    """
+    factor = factor or scale
+    if factor % scale:
+        raise WindowError(
+            f"degradation factor {factor} must be a multiple of the network's scale {scale}"
+        )
+    multiple = factor * scale  # every degraded grid, and the network's input, stays whole
+    rows, cols = arrays[1].shape[1:]
+    rows, cols = rows // multiple * multiple, cols // multiple * multiple
+    if rows < multiple * 4 or cols < multiple * 4:
+        raise WindowError(
+            f"the scene ({arrays[1].shape[2]}×{arrays[1].shape[1]} px) is too small for the "
+            f"{scale}× protocol at factor {factor} (at least {multiple * 4} px a side)"
+        )
+    crops = {f: a[:, : rows // f, : cols // f] for f, a in arrays.items() if f <= scale}
+    inputs = {f: degrade(crops[f], factor) for f in crops}
+    target = crops[scale] if factor == scale else degrade(crops[scale], factor // scale)
+    return inputs, target

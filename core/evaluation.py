@@ -18,13 +18,13 @@ import numpy.typing as npt
 
 from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M
 from dsen2.catalogue import ResolvedModel
-from dsen2.degradation import degrade
-from dsen2.errors import ProductFormatError, WindowError
+from dsen2.degradation import wald_pair
 from dsen2.inference import Device, Precision, create_session, run_session
 from dsen2.metrics import rmse, sam, sre, uiq
 from dsen2.product import Product, open_product
 from dsen2.raster import inspect_band, nest_bands, open_tile_reader
 from dsen2.resample import upsample
+from dsen2.scene_archive import is_scene_archive, read_scene_archive
 from dsen2.tiling import round_up
 from dsen2.window import Window
 
@@ -91,43 +91,20 @@ class SceneReport:
         }
 
 
-NPZ_ARRAYS = {1: "b10", 2: "b20", 6: "b60"}
-
-
 def load_scene(
     source: str | Path, scales: set[int], offset_dn: float | None = None
 ) -> tuple[str, dict[int, FloatArray]]:
-    """A scene's name and arrays in network units, from a product/band folder or an ``.npz``.
-
-    An ``.npz`` holds ``b10`` [4,H,W] (B2 B3 B4 B8), ``b20`` [6,H/2,W/2] (B5 B6 B7 B8A B11 B12)
-    and, for the 6× network, ``b60`` [2,H/6,W/6] (B1 B9): nested, reflectance × 10000, offset
-    already removed, 0 = no data (for scenes kept in other containers).
+    """A scene's name and arrays in network units, from a product/band folder or a scene
+    archive (``.npz``, dsen2.scene_archive: the offset is already removed there).
 
     Raises:
-        ProductFormatError: an array is missing or its shape does not nest.
+        ProductFormatError: an archive's array is missing or its shape does not nest.
     """
     path = Path(source)
-    if path.suffix.lower() != ".npz":
-        product = open_product([path], offset_dn=offset_dn)
-        return product.product_id, read_scene(product, scales)
-    factors = sorted({1, 2} | ({6} if 6 in scales else set()))
-    with np.load(path) as archive:
-        missing = [NPZ_ARRAYS[f] for f in factors if NPZ_ARRAYS[f] not in archive.files]
-        if missing:
-            raise ProductFormatError(
-                f"{str(path)!r} lacks array(s) {', '.join(missing)} (has: "
-                f"{', '.join(archive.files) or 'none'}); see dsen2.evaluation.load_scene"
-            )
-        arrays = {f: archive[NPZ_ARRAYS[f]].astype(np.float32) for f in factors}
-    rows, cols = arrays[1].shape[-2:]
-    for factor, array in arrays.items():
-        expected = (len(_GROUPS[factor]), rows // factor, cols // factor)
-        if array.shape != expected or rows % max(factors) or cols % max(factors):
-            raise ProductFormatError(
-                f"{str(path)!r}: {NPZ_ARRAYS[factor]} has shape {array.shape}, expected "
-                f"{expected} (10 m size a multiple of {max(factors)})"
-            )
-    return path.stem, arrays
+    if is_scene_archive(path):
+        return path.stem, read_scene_archive(path, scales)
+    product = open_product([path], offset_dn=offset_dn)
+    return product.product_id, read_scene(product, scales)
 
 
 def read_scene(product: Product, scales: set[int]) -> dict[int, FloatArray]:
@@ -170,37 +147,6 @@ def evaluate(
         report.residuals[method] = np.where(valid, np.abs(estimate - target), np.nan)
         report.estimates[method] = estimate
     return report
-
-
-def wald_pair(
-    arrays: dict[int, FloatArray], scale: int, factor: int | None = None
-) -> tuple[dict[int, FloatArray], FloatArray]:
-    """Degraded network inputs (keyed by grid role: 1 = the 10 m role, 2, 6) and the target.
-
-    With ``factor`` = ``scale`` (the default) this is the paper's protocol. A larger multiple of
-    the scale degrades further (e.g. 4 for the 2× net: 80 m → 40 m, target the 20 m bands
-    degraded to 40 m), for scale-invariance checks and pooled training.
-
-    Raises:
-        WindowError: the scene is too small for this factor.
-    """
-    factor = factor or scale
-    if factor % scale:
-        raise WindowError(
-            f"degradation factor {factor} must be a multiple of the network's scale {scale}"
-        )
-    multiple = factor * scale  # every degraded grid, and the network's input, stays whole
-    rows, cols = arrays[1].shape[1:]
-    rows, cols = rows // multiple * multiple, cols // multiple * multiple
-    if rows < multiple * 4 or cols < multiple * 4:
-        raise WindowError(
-            f"the scene ({arrays[1].shape[2]}×{arrays[1].shape[1]} px) is too small for the "
-            f"{scale}× protocol at factor {factor} (at least {multiple * 4} px a side)"
-        )
-    crops = {f: a[:, : rows // f, : cols // f] for f, a in arrays.items() if f <= scale}
-    inputs = {f: degrade(crops[f], factor) for f in crops}
-    target = crops[scale] if factor == scale else degrade(crops[scale], factor // scale)
-    return inputs, target
 
 
 def _run_whole(

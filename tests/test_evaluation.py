@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from dsen2.catalogue import resolve_models
-from dsen2.evaluation import evaluate, read_scene, wald_pair
+from dsen2.degradation import wald_pair
+from dsen2.evaluation import evaluate, read_scene
 from dsen2.product import open_product
 from tests.safe_fixture import SafeSpec, write_safe
 from tests.test_cli import dsen2

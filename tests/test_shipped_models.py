@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from dsen2.catalogue import load_catalogue, models_dir, resolve_models
-from dsen2.degradation import block_mean
-from dsen2.evaluation import evaluate, load_scene, wald_pair
+from dsen2.degradation import block_mean, wald_pair
+from dsen2.evaluation import evaluate, load_scene
 from dsen2.modelmeta import read_metadata
 from tests import samples
 

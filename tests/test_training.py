@@ -172,7 +172,7 @@ def test_bilinear_init_starts_at_bilinear_and_gain_augmentation_trains(
 def test_ready_made_pairs_match_the_synthesis_and_degrade_further(scenes, tmp_path: Path) -> None:
     """A pair .npz (inputs already degraded) gives the patches the paper's synthesis gives from
     the native scene; a larger factor degrades it further and keeps no-data out of patches."""
-    from dsen2.evaluation import wald_pair
+    from dsen2.degradation import wald_pair
     from dsen2.train.data import is_pair, load_pair
 
     _, arrays = load_scene(scenes[0], {6})
@@ -225,3 +225,110 @@ def test_bf16_training_runs_and_is_refused_when_misspelt(scenes, tmp_path: Path)
     assert min(float(r["validation_l1"]) for r in log[1:]) < float(log[0]["validation_l1"])
     with pytest.raises(ConfigError, match="precision must be"):
         dataclasses.replace(config, precision="fp16")
+
+
+def test_scene_archives_keep_every_value_in_half_the_bytes(scenes, tmp_path: Path) -> None:
+    from dsen2.scene_archive import compact, read_scene_archive, write_scene_archive
+
+    _, arrays = load_scene(scenes[0], {6})
+    path = write_scene_archive(tmp_path / "scene.npz", arrays)
+    with np.load(path) as stored:
+        assert {stored[name].dtype for name in stored.files} == {np.dtype(np.int16)}  # whole DN
+    back = read_scene_archive(path, {6})
+    assert all(np.array_equal(back[f], arrays[f]) for f in (1, 2, 6))
+    assert load_scene(path, {2})[1].keys() == {1, 2}
+    halves = np.array([0.5, 1.0], np.float32)
+    assert compact(halves).dtype == np.float32 and compact(halves * 2).dtype == np.int16
+    assert compact(np.array([40000.0], np.float32)).dtype == np.float32  # beyond int16
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+def _blocked_imports(folder: Path, *modules: str) -> dict[str, str]:
+    """An environment in which importing ``modules`` fails, as on a machine without them."""
+    import os
+
+    for module in modules:
+        (folder / module).mkdir(parents=True)
+        (folder / module / "__init__.py").write_text(f"raise ImportError('no {module} here')\n")
+    return dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])
+    )
+
+
+def test_packed_scenes_train_on_a_machine_without_gdal(scenes, tmp_path: Path) -> None:
+    """experiments/pack_scenes.py + experiments/device_train.py, the lent-GPU path, on CPU:
+    packed scenes give the same patches as their sources and train with GDAL and ONNX Runtime
+    unimportable; the run comes back as a folder `dsen2 export` turns into a model."""
+    import subprocess
+    import sys
+
+    from dsen2.scene_archive import write_scene_archive
+    from dsen2.train.data import is_pair
+    from dsen2.train.pack import pack_experiments
+
+    root = Path(__file__).resolve().parents[1]
+    _, arrays = load_scene(scenes[0], {6})
+    pair = tmp_path / "pair.npz"  # a ready-made pair, as experiments/prepare_scarce_data.py writes
+    np.savez(pair, target=arrays[2], in10=arrays[1][:, ::2, ::2], in20=arrays[2][:, ::2, ::2])
+    held_out = write_scene_archive(tmp_path / "held-out.npz", load_scene(scenes[1], {6})[1])
+
+    def experiment(scale: int, train: list[Path], validation: list[Path]):
+        data = {
+            "train": [str(p) for p in train],
+            "validation": [str(p) for p in validation],
+            "patch_px": 6 * scale,
+        }
+        return parse_config({"name": "x", "scale": scale, "data": data}, base=Path("."))
+
+    t2x = experiment(2, [scenes[0], pair], [held_out])
+    packed = pack_experiments([t2x], tmp_path / "pack")
+    names = [p.path.name for p in packed]
+    assert names == [f"{scenes[0].stem}.npz", "pair.npz", "held-out.npz"]
+    sides = ((scenes[0], packed[0].path, (2, 4)), (pair, packed[1].path, (2, 4)))
+    for source, copy, factors in (*sides, (held_out, packed[2].path, (2,))):
+        original = sample_patches([str(source)], 2, 32, 12, factors, seed=4)
+        from_pack = sample_patches([str(copy)], 2, 32, 12, factors, seed=4)
+        assert all(bool((original.inputs[f] == from_pack.inputs[f]).all()) for f in (1, 2))
+        assert bool((original.target == from_pack.target).all())
+    with np.load(packed[0].path) as archive:  # whole DN: int16, a quarter of float32's size
+        assert archive["b10"].dtype == np.int16 and "b60" not in archive.files
+    assert is_pair(str(packed[2].path)) and not is_pair(str(packed[0].path))  # validation only
+    both = pack_experiments([t2x, experiment(6, [held_out], [scenes[0]])], tmp_path / "both")
+    assert len(both) == 3 and not any(is_pair(str(p.path)) for p in both if p.source != str(pair))
+    with np.load(both[0].path) as archive:  # used by a 6× experiment too: with B1 B9
+        assert "b60" in archive.files
+    other = tmp_path / "elsewhere" / "held-out.npz"
+    with pytest.raises(ValueError, match="share a packed file name"):
+        pack_experiments([experiment(2, [held_out], [other])], tmp_path / "clash")
+
+    config = tmp_path / "device.toml"
+    config.write_text(
+        'name = "packed"\nscale = 2\nnum_blocks = 1\nfeature_size = 8\ndevice = "cuda"\n'
+        "[data]\n"
+        f"train = [{json.dumps(str(packed[0].path))}, {json.dumps(str(packed[1].path))}]\n"
+        f"validation = [{json.dumps(str(packed[2].path))}]\n"
+        "patch_px = 16\nfactors = [2, 4]\n"
+        "[optim]\nbatch_size = 8\nepochs = 5\ntime_budget_min = 1e-6\n",
+        encoding="utf-8",
+    )
+    env = _blocked_imports(tmp_path / "blocked", "osgeo", "onnxruntime")
+    out = tmp_path / "out"
+    command = [sys.executable, str(root / "experiments" / "device_train.py"), str(config)]
+    flags = ["--out", str(out), "--runs", str(tmp_path / "runs"), "--device", "cpu"]
+    result = subprocess.run(
+        [*command, *flags, "--patches-per-scene", "8"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    log = read_log(out / "device")
+    assert [row["epoch"] for row in log] == ["0", "1"]  # the time budget stopped it after one
+    assert sorted(p.name for p in (out / "device").iterdir()) == ["best.pt", "log.csv"]
+    exported = dsen2("export", out / "device", "--name", "packed-t2x")
+    assert exported.returncode == 0, exported.stderr
+    assert read_metadata(out / "device" / "packed-t2x.onnx").trained
+    failing = subprocess.run(
+        [*command, *flags],
+        env=_blocked_imports(tmp_path / "no-torch", "torch"),
+        capture_output=True,
+        text=True,
+    )
+    assert failing.returncode == 1 and "== device: exit 1" in failing.stdout

