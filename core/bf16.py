@@ -12,6 +12,7 @@ its long skip, ``out = (body + skip / s) × s``:
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,13 @@ import numpy as np
 import numpy.typing as npt
 
 from dsen2.errors import DeviceError, MissingDependencyError, ModelError
+from dsen2.tiling import round_up
 
 PROVIDER = "OpenVINO-bf16"  # what Bf16Session.get_providers() reports
+# Inputs are widened to a multiple of this many 10 m columns: OpenVINO's bf16 convolutions run
+# up to 3× slower on some widths (AMX Xeon, DSen2 d=6 f=128, 416 rows: 1.1–1.2 s at 400, 416,
+# 432 or 448 columns, 1.5 s at 408 or 412, 3.5 s at 404; README "Performance").
+ALIGN_COLUMNS_PX = 16
 
 
 def _openvino() -> Any:
@@ -82,10 +88,30 @@ class Bf16Session:
     def run(
         self, output_names: None, feeds: dict[str, npt.NDArray[np.float32]]
     ) -> list[npt.NDArray[np.float32]]:
-        """The graph's single output for ``feeds`` (``output_names`` must be None)."""
+        """The graph's single output for ``feeds`` (``output_names`` must be None).
+
+        The inputs are widened on the right by repeating their last column to a multiple of
+        ALIGN_COLUMNS_PX 10 m columns (and of every input's grid factor), and the output is
+        cut back: an output pixel depends only on inputs within the receptive field, so the
+        tile's centre (a halo of at least the receptive field inside its edges) is unchanged.
+        """
+        cols = max(array.shape[-1] for array in feeds.values())
+        factors = [cols // array.shape[-1] for array in feeds.values()]
+        wide = round_up(cols, math.lcm(ALIGN_COLUMNS_PX, *factors))
+        if wide != cols:
+            feeds = {
+                name: np.pad(
+                    array,
+                    [(0, 0)] * (array.ndim - 1) + [(0, (wide - cols) // (cols // array.shape[-1]))],
+                    mode="edge",
+                )
+                for name, array in feeds.items()
+            }
         body = self._body_request.infer(feeds)[self._body.outputs[0]]
         skip = self._skip_request.infer(feeds)[self._skip.outputs[0]]
-        return [((body + skip) * self._scale).astype(np.float32, copy=False)]
+        result = ((body + skip) * self._scale).astype(np.float32, copy=False)
+        out_cols = result.shape[-1] * cols // wide
+        return [np.ascontiguousarray(result[..., :out_cols])]
 
     def get_providers(self) -> list[str]:
         return [PROVIDER]
