@@ -96,16 +96,11 @@ class Bf16Session:
         tile's centre (a halo of at least the receptive field inside its edges) is unchanged.
         """
         cols = max(array.shape[-1] for array in feeds.values())
-        factors = [cols // array.shape[-1] for array in feeds.values()]
-        wide = round_up(cols, math.lcm(ALIGN_COLUMNS_PX, *factors))
+        factors = {name: cols // array.shape[-1] for name, array in feeds.items()}
+        wide = round_up(cols, math.lcm(ALIGN_COLUMNS_PX, *factors.values()))
         if wide != cols:
             feeds = {
-                name: np.pad(
-                    array,
-                    [(0, 0)] * (array.ndim - 1) + [(0, (wide - cols) // (cols // array.shape[-1]))],
-                    mode="edge",
-                )
-                for name, array in feeds.items()
+                name: _widen(array, (wide - cols) // factors[name]) for name, array in feeds.items()
             }
         body = self._body_request.infer(feeds)[self._body.outputs[0]]
         skip = self._skip_request.infer(feeds)[self._skip.outputs[0]]
@@ -115,6 +110,11 @@ class Bf16Session:
 
     def get_providers(self) -> list[str]:
         return [PROVIDER]
+
+
+def _widen(array: npt.NDArray[np.float32], columns: int) -> npt.NDArray[np.float32]:
+    """``array`` with its last column repeated ``columns`` more times."""
+    return np.pad(array, [(0, 0)] * (array.ndim - 1) + [(0, columns)], mode="edge")
 
 
 def _split_at_skip(model: Any, model_path: Path) -> tuple[Any, Any, np.float32]:

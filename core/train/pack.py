@@ -64,13 +64,12 @@ def pack_experiments(configs: Sequence[ExperimentConfig], destination: Path) -> 
     """
     uses: dict[str, _Use] = {}
     for config in configs:
-        for scene, trained in [(s, True) for s in config.data.train] + [
-            (s, False) for s in config.data.validation
-        ]:
-            use = uses.setdefault(scene, _Use())
-            use.scales.add(config.scale)
-            use.trained |= trained
-            use.offsets_dn.add(config.data.offset_dn)
+        for trained, scenes in ((True, config.data.train), (False, config.data.validation)):
+            for scene in scenes:
+                use = uses.setdefault(scene, _Use())
+                use.scales.add(config.scale)
+                use.trained |= trained
+                use.offsets_dn.add(config.data.offset_dn)
     names = [packed_name(scene) for scene in uses]
     clashes = sorted({name for name in names if names.count(name) > 1})
     if clashes:
