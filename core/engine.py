@@ -25,6 +25,7 @@ from dsen2.catalogue import ResolvedModel, resolve_models
 from dsen2.errors import CancelledError, WindowError
 from dsen2.grid import Nesting
 from dsen2.inference import Device, Precision, Session, create_session, run_session, session_device
+from dsen2.modelmeta import ModelMetadata
 from dsen2.nodata import fill_nodata, valid_mask
 from dsen2.product import Product
 from dsen2.progress import CancelPredicate, ProgressCallback, never_cancelled, no_progress
@@ -284,9 +285,16 @@ def process_tile(
     predictions: dict[str, npt.NDArray[np.float32]] = {}
     for scale, session in sessions.items():
         metadata = models[scale].metadata
-        feeds = {name: inputs[_INPUT_FACTORS[name]][np.newaxis] for name in metadata.input_bands}
+        # The tile carries the widest network's halo; each network gets only its own, so the
+        # 2× net does not compute the 6× net's wider context (rounded to the 60 m lattice).
+        own_halo = network_halo_px(metadata)
+        trim = halo - own_halo
+        feeds: dict[str, npt.NDArray[np.float32]] = {}
+        for name in metadata.input_bands:
+            factor = _INPUT_FACTORS[name]
+            feeds[name] = crop_margin(inputs[factor], trim // factor)[np.newaxis]
         if valid_20m.any():
-            result = crop_margin(run_session(session, feeds)[0], halo * out)
+            result = crop_margin(run_session(session, feeds)[0], own_halo * out)
         else:  # nothing valid here: skip the network, the output is all no-data
             result = np.zeros((len(metadata.output_bands), *valid_20m.shape), np.float32)
         predictions.update(zip(metadata.output_bands, result, strict=True))
@@ -300,6 +308,13 @@ def process_tile(
         else:  # a 10 m band on the 10 m grid: copied unchanged
             rows.append((band, raw_10m[BANDS_10M.index(band)].astype(np.float32), None))
     return _convert(rows, radiometry, options.reflectance)
+
+
+def network_halo_px(metadata: ModelMetadata) -> int:
+    """The context one network needs around a tile, in 10 m pixels: its receptive field rounded
+    up to the coarsest of its input grids, so that every input crops on whole pixels."""
+    align_px = math.lcm(*(_INPUT_FACTORS[name] for name in metadata.input_bands))
+    return round_up(metadata.receptive_field_px, align_px)
 
 
 def _repeat(mask: npt.NDArray[np.bool_], factor: int) -> npt.NDArray[np.bool_]:
