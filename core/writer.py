@@ -24,6 +24,11 @@ from dsen2.window import Window
 
 DEFAULT_BLOCK_SIZE_PX = 512
 _MAX_BLOCK_SIZE_PX = 1024
+# DEFLATE at its fastest level: on the 12-band uint16 output of a real 1518² run it writes 2.3×
+# faster than GDAL's default level 6 (0.45 s vs 1.03 s) and the file is no larger (33.6 vs
+# 33.9 MB); float32 reflectance writes 1.6× faster for 4 % more bytes (README "Performance").
+# Still plain DEFLATE, so every GeoTIFF reader (QGIS, SNAP, GDAL, rasterio) opens it.
+DEFLATE_LEVEL = 1
 
 
 def block_size_for(tile_size_px: int) -> int:
@@ -86,6 +91,7 @@ class RasterSink:
             f"BLOCKXSIZE={spec.block_size_px}",
             f"BLOCKYSIZE={spec.block_size_px}",
             "COMPRESS=DEFLATE",
+            f"ZLEVEL={DEFLATE_LEVEL}",
             f"PREDICTOR={3 if spec.reflectance else 2}",
             "BIGTIFF=IF_SAFER",
             "INTERLEAVE=PIXEL",
@@ -183,6 +189,7 @@ def _translate_to_cog(source: Path, target: Path, reflectance: bool) -> None:
         format="COG",
         creationOptions=[
             "COMPRESS=DEFLATE",
+            f"LEVEL={DEFLATE_LEVEL}",
             f"PREDICTOR={'FLOATING_POINT' if reflectance else 'STANDARD'}",
             "BIGTIFF=IF_SAFER",
             f"BLOCKSIZE={DEFAULT_BLOCK_SIZE_PX}",

