@@ -14,9 +14,9 @@
   in for the 10 m bands degraded 6×), B8A in place of B8 (absent from R60m), the 20 m bands
   degraded 2× to 120 m and B1 B9 degraded 6× to 360 m, with the paper's degradation. No-data,
   clouds (B2 reflectance > 0.18) and 3 px around them are 0, so patches skip them.
-- runs/data/up42_T39RVJ.npz: the up42/DSen2 test arrays, L1C T39RVJ 2020-07-08 (Bahrain,
-  desert), re-registered into a scene archive (tests.samples.up42_t39rvj): a held-out validation
-  scene of the 6× network at native GSD.
+- runs/data/up42_T39RVJ.npz: the up42/DSen2 test arrays, L1C T39RVJ 2020-07-08 (Bahrain, an
+  arid coastal town), re-registered into a scene archive (tests.samples.up42_t39rvj): a held-out
+  validation scene of the 6× network at native GSD.
 """
 
 from __future__ import annotations

