@@ -14,6 +14,7 @@ import numpy as np
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 UP42 = SHARED_DATA / "up42_DSen2"
+UP42_BANDS_10M = ("B4", "B3", "B2", "B8")  # data_10.npy's band order (its 20 m and 60 m are ours)
 
 
 def _package_dir(name: str) -> Path:
@@ -58,15 +59,16 @@ def up42_t39rvj(path: Path) -> Path:
     (3, 1), 20 m (2, 1) and 60 m (1, 1) and is cut to whole 60 m pixels: 432×444 px at 10 m,
     nothing resampled. L1C of processing baseline 02.09: DN are reflectance × 10000 as they are.
     """
+    from dsen2.bands import BANDS_10M
     from dsen2.scene_archive import write_scene_archive
 
-    b10 = np.load(UP42 / "data_10.npy")[3:, 1:].astype(np.float32)  # B4 B3 B2 B8
+    b10 = np.load(UP42 / "data_10.npy")[3:, 1:].astype(np.float32)
     b20 = np.load(UP42 / "data_20.npy")[2:, 1:].astype(np.float32)  # B5 B6 B7 B8A B11 B12
     b60 = np.load(UP42 / "data_60.npy")[1:, 1:].astype(np.float32)  # B1 B9
     rows = min(b10.shape[0] // 6, b20.shape[0] // 3, b60.shape[0])
     cols = min(b10.shape[1] // 6, b20.shape[1] // 3, b60.shape[1])
     arrays = {
-        1: b10[: 6 * rows, : 6 * cols, [2, 1, 0, 3]],
+        1: b10[: 6 * rows, : 6 * cols, [UP42_BANDS_10M.index(b) for b in BANDS_10M]],
         2: b20[: 3 * rows, : 3 * cols],
         6: b60[:rows, :cols],
     }
