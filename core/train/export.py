@@ -14,12 +14,15 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
+from onnx import numpy_helper
 
 from dsen2 import __version__
 from dsen2.catalogue import CATALOGUE_FILE, sha256_of
-from dsen2.modelmeta import CONTRACTS, METADATA_KEY, ModelMetadata
+from dsen2.errors import ModelError
+from dsen2.modelmeta import CONTRACTS, METADATA_KEY, ModelMetadata, read_metadata
 from dsen2.train.network import DSEN2, Network, build, zero_last_layer
 
 OPSET = 17
@@ -80,6 +83,58 @@ def export(model: Network, path: Path, metadata: ModelMetadata) -> Path:
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
     return path
+
+
+def load_exported(model: Network, path: Path) -> Network:
+    """Load into ``model`` the weights of a model that :func:`export` wrote (the inverse of
+    export, for fine-tuning a shipped model on new scenes), and check that the loaded network
+    reproduces the file's own output: same scale, depth, width and consistency layer.
+
+    Raises:
+        ModelError: not a dsen2 export, or a network of another shape than ``model``.
+    """
+    metadata = read_metadata(path)
+    shape = (model.scale, model.num_blocks, model.feature_size)
+    if (metadata.scale, metadata.num_blocks, metadata.feature_size) != shape:
+        raise ModelError(
+            f"{str(path)!r} is a {metadata.scale}× network with d={metadata.num_blocks}, "
+            f"f={metadata.feature_size}; the experiment builds {shape[0]}× d={shape[1]}, "
+            f"f={shape[2]}: set scale, num_blocks and feature_size to the model's"
+        )
+    weights = {
+        tensor.name: torch.from_numpy(numpy_helper.to_array(tensor).copy())
+        for tensor in onnx.load(str(path)).graph.initializer
+    }
+    state = model.state_dict()
+    missing = [key for key in state if key not in weights or weights[key].shape != state[key].shape]
+    if missing:
+        raise ModelError(f"{str(path)!r} lacks weights {missing[:4]} of this network")
+    model.load_state_dict({key: weights[key] for key in state})
+    _check_reproduces(model, path, metadata)
+    return model
+
+
+def _check_reproduces(model: Network, path: Path, metadata: ModelMetadata) -> None:
+    import onnxruntime as ort  # here only: training on a GPU box needs torch and numpy alone
+
+    size = 36
+    rng = np.random.default_rng(0)
+    feeds = {
+        name: (rng.random((1, len(bands), size // factor, size // factor)) * 3000).astype(
+            np.float32
+        )
+        for name, bands in metadata.input_bands.items()
+        for factor in (_GRID_FACTORS[name],)
+    }
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (expected,) = session.run(None, feeds)
+    with torch.no_grad():
+        got = model.eval()(*(torch.from_numpy(array) for array in feeds.values())).numpy()
+    if not np.allclose(got, expected, rtol=1e-4, atol=0.05):
+        raise ModelError(
+            f"the network built from the experiment does not reproduce {str(path)!r} "
+            f"(largest difference {np.abs(got - expected).max():.3g} DN): check `consistent`"
+        )
 
 
 BASELINE_TRAINING = (

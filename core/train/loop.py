@@ -22,7 +22,7 @@ from torch.nn import functional as F  # noqa: N812
 
 from dsen2.train.config import ExperimentConfig
 from dsen2.train.data import PatchSet, augment, random_band_gain, random_gain, sample_patches
-from dsen2.train.export import export, metadata_for
+from dsen2.train.export import export, load_exported, metadata_for
 from dsen2.train.network import INPUT_SCALE_DN, Architecture, Network, build, zero_last_layer
 from dsen2.train.sen2venus import venus_patches
 
@@ -52,14 +52,15 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed patch shapes: pick the fastest kernels
     model = build(config.scale, config.architecture, seed=config.seed, consistent=config.consistent)
-    if config.init == "bilinear":
+    if config.init_from is not None:
+        load_exported(model, Path(config.init_from))  # fine-tuning: init does not apply
+    elif config.init == "bilinear":
         zero_last_layer(model)  # start from exactly the in-graph bilinear upsampling
     model = model.to(device)
     optimizer = torch.optim.NAdam(model.parameters(), lr=config.optim.learning_rate)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=0.5, patience=config.optim.plateau_patience
     )
-    state = TrainState(epoch=0, best=float("inf"), stale_epochs=0)
     last = run_dir / "last.pt"
     if last.exists():
         checkpoint = torch.load(last, map_location=device, weights_only=False)
@@ -68,12 +69,17 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
         scheduler.load_state_dict(checkpoint["scheduler"])
         state = TrainState(**checkpoint["state"])
     else:
+        # epoch 0 is a candidate like any other: a fine-tune that never beats the model it
+        # started from exports that model, not its first (worse) epoch
+        untrained_l1 = _evaluate(model, validation_set, device)
+        state = TrainState(epoch=0, best=untrained_l1, stale_epochs=0)
+        _save(_checkpoint(model, optimizer, scheduler, state, config), run_dir / "best.pt")
         _log(
             run_dir,
             {
                 "epoch": 0,
                 "train_l1": "",
-                "validation_l1": _evaluate(model, validation_set, device),
+                "validation_l1": untrained_l1,
                 "learning_rate": config.optim.learning_rate,
                 "seconds": 0.0,
             },
@@ -97,13 +103,7 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
             best=min(state.best, validation_l1),
             stale_epochs=0 if improved else state.stale_epochs + 1,
         )
-        checkpoint = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "state": asdict(state),
-            "config": asdict(config),
-        }
+        checkpoint = _checkpoint(model, optimizer, scheduler, state, config)
         if improved:
             _save(checkpoint, run_dir / "best.pt")
         _save(checkpoint, last)
@@ -118,6 +118,22 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
             },
         )
     return run_dir / "best.pt"
+
+
+def _checkpoint(
+    model: Network,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau,
+    state: TrainState,
+    config: ExperimentConfig,
+) -> dict[str, object]:
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "state": asdict(state),
+        "config": asdict(config),
+    }
 
 
 def _save(checkpoint: dict[str, object], path: Path) -> None:
@@ -262,6 +278,7 @@ def export_run(run_dir: Path, version: str = "0.1.0", name: str | None = None) -
         f"{seconds / 60:.1f} min on {config['device']} ({platform.machine()}), "
         f"{config.get('precision', 'fp32')} training"
         + ("; block-mean consistency layer" if consistent else "")
+        + (f"; fine-tuned from {Path(config['init_from']).name}" if config.get("init_from") else "")
     )
     metadata = metadata_for(model, name, architecture["name"], True, summary, version)
     path = export(model, run_dir / f"{name}.onnx", metadata)
