@@ -466,11 +466,12 @@ def _models(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    name_width = max((len(row["metadata"]["name"]) for row in rows), default=0)
     for row in rows:
         meta = row["metadata"]
         state = "trained" if meta["trained"] else "UNTRAINED baseline"
         print(
-            f"{row['family']:<8} {row['scale']}×  {meta['name']:<24} {meta['variant']} "
+            f"{row['family']:<8} {row['scale']}×  {meta['name']:<{name_width}} {meta['variant']} "
             f"d={meta['num_blocks']} f={meta['feature_size']}  {state}  {row['file']}"
         )
         print(f"          sha256 {row['sha256']}")
