@@ -52,12 +52,8 @@ def metadata_for(
 def export(model: Network, path: Path, metadata: ModelMetadata) -> Path:
     """Export ``model`` to ``path`` as one self-contained .onnx file carrying ``metadata``."""
     model = model.eval()
-    size = 36  # any multiple of 6; the axes are dynamic
     names = list(metadata.input_bands)
-    args = tuple(
-        torch.rand(1, len(bands), size // _GRID_FACTORS[name], size // _GRID_FACTORS[name]) * 3000
-        for name, bands in metadata.input_bands.items()
-    )
+    args = tuple(torch.from_numpy(array) for array in _example_inputs(metadata).values())
     output = metadata.output_name
     dynamic = {
         name: {0: "batch", 2: f"rows_{name}", 3: f"cols_{name}"} for name in [*names, output]
@@ -83,6 +79,17 @@ def export(model: Network, path: Path, metadata: ModelMetadata) -> Path:
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
     return path
+
+
+def _example_inputs(metadata: ModelMetadata, size_px: int = 36) -> dict[str, np.ndarray]:
+    """One random float32 DN patch per graph input, ``size_px`` on the 10 m grid (a multiple of
+    6): what export traces the graph with and what load_exported compares outputs on."""
+    rng = np.random.default_rng(0)
+    inputs = {}
+    for name, bands in metadata.input_bands.items():
+        side_px = size_px // _GRID_FACTORS[name]
+        inputs[name] = (rng.random((1, len(bands), side_px, side_px)) * 3000).astype(np.float32)
+    return inputs
 
 
 def load_exported(model: Network, path: Path) -> Network:
@@ -117,15 +124,7 @@ def load_exported(model: Network, path: Path) -> Network:
 def _check_reproduces(model: Network, path: Path, metadata: ModelMetadata) -> None:
     import onnxruntime as ort  # here only: training on a GPU box needs torch and numpy alone
 
-    size = 36
-    rng = np.random.default_rng(0)
-    feeds = {
-        name: (rng.random((1, len(bands), size // factor, size // factor)) * 3000).astype(
-            np.float32
-        )
-        for name, bands in metadata.input_bands.items()
-        for factor in (_GRID_FACTORS[name],)
-    }
+    feeds = _example_inputs(metadata)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (expected,) = session.run(None, feeds)
     with torch.no_grad():
