@@ -17,6 +17,14 @@
 - runs/data/up42_T39RVJ.npz: the up42/DSen2 test arrays, L1C T39RVJ 2020-07-08 (Bahrain, an
   arid coastal town), re-registered into a scene archive (tests.samples.up42_t39rvj): a held-out
   validation scene of the 6× network at native GSD.
+- runs/data/ssl4eo/*.npz: the four SSL4EO-S12 acquisitions of one place (T43RCP, Punjab, 2020:
+  L1C 06-04 and 08-23, L2A 06-04 and 08-13), scene archives for held-out 6× evaluation only.
+  Google Earth Engine resampled each band onto an EPSG:4326 grid at its own GSD (nearest
+  neighbour, so native values, but not exactly nested). Best registration by the detail
+  correlation of block means: the 20 m grid as given, the 60 m grid 4 10 m pixels right and
+  down; so the 10 m bands lose 4 rows and columns, the 20 m bands 2, and all keep 258/129/43
+  px. At that registration B8A/B8 correlates 0.81–0.93, B1/B2 0.83–0.93 and B9/B8 0.75–0.97
+  (native-GSD scenes: above 0.97), so treat their scores as approximate.
 """
 
 from __future__ import annotations
@@ -112,6 +120,36 @@ def t29unu_s6x_pair(path: Path) -> Path:
     return path
 
 
+SSL4EO = SHARED / "rico-hdl" / "SSL4EO-S12"
+
+
+def _ssl4eo_stack(folder: Path, bands: tuple[str, ...], skip_px: int, size_px: int) -> np.ndarray:
+    rows = []
+    for band in bands:
+        raster = gdal.Open(str(folder / f"{band}.tif"))
+        rows.append(raster.ReadAsArray().astype(np.float32))
+        raster = None
+    return np.stack(rows)[:, skip_px : skip_px + size_px, skip_px : skip_px + size_px]
+
+
+def ssl4eo_archives(target: Path) -> list[Path]:
+    from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M
+    from dsen2.scene_archive import write_scene_archive
+
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for folder in sorted(SSL4EO.glob("s2*/*/*T43RCP")):
+        level = "L1C" if folder.parts[-3] == "s2c" else "L2A"
+        arrays = {
+            1: _ssl4eo_stack(folder, BANDS_10M, 4, 258),
+            2: _ssl4eo_stack(folder, BANDS_20M, 2, 129),
+            6: _ssl4eo_stack(folder, BANDS_60M, 0, 43),
+        }
+        path = target / f"ssl4eo_T43RCP_{folder.name[:8]}_{level}.npz"
+        written.append(write_scene_archive(path, arrays))
+    return written
+
+
 def main() -> None:
     from tests import samples
 
@@ -125,6 +163,7 @@ def main() -> None:
     print(re_register_t48que(data / "T48QUE"))
     t29unu_s6x_pair(data / "T29UNU_s6x_pair.npz")
     print(samples.up42_t39rvj(data / "up42_T39RVJ.npz"))
+    print(*ssl4eo_archives(data / "ssl4eo"), sep="\n")
     print(link)
 
 
