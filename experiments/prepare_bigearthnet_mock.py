@@ -9,8 +9,8 @@ into scene archives (dsen2.scene_archive), one per patch, for held-out validatio
 The sdist's ``configilm/extra/mock_data/BigEarthNetEncoded.lmdb`` holds one pickled
 ``bigearthnet_patch_interface`` object per patch: 12 L2A bands (sen2cor, processing baseline
 < 04.00, so no offset) at native GSD, 120² (10 m), 60² (20 m), 20² (60 m) px, nested, no
-georeferencing. The pickles are read with a restricted unpickler: numpy arrays and builtins load,
-and every class of the encoder's own packages becomes a plain attribute holder, so neither
+georeferencing. The pickles are read with a restricted unpickler: numpy arrays load, and every
+class of the encoder's own packages becomes a plain attribute holder, so neither
 package (nor anything else the file might name) is imported.
 
 Patches whose satellite and sensing date equal those of a BigEarthNet patch the 2× network trained
@@ -36,7 +36,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SHARED_BEN = ROOT.parent / "shared" / "data" / "bigearthnet_common"
 LMDB_PATH = Path("configilm") / "extra" / "mock_data" / "BigEarthNetEncoded.lmdb"
-_SAFE_MODULES = ("numpy", "builtins", "collections", "copyreg", "_codecs")
+# what the file's pickles need of numpy, and nothing else outside the encoder's own classes
+_NUMPY_GLOBALS = {
+    ("numpy", "dtype"),
+    ("numpy", "ndarray"),
+    ("numpy.core.multiarray", "_reconstruct"),
+}
 
 
 class _Holder:
@@ -54,7 +59,7 @@ class _Holder:
 
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
-        if module.split(".")[0] in _SAFE_MODULES:
+        if (module, name) in _NUMPY_GLOBALS:
             return super().find_class(module, name)
         if module.startswith(("bigearthnet", "pydantic")):
             return type(name, (_Holder,), {})
