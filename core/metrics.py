@@ -13,6 +13,8 @@ Array = npt.NDArray[np.generic]
 MaskArray = npt.NDArray[np.bool_] | None
 
 UIQ_WINDOW_PX = 8
+# The rounding noise of integer DN (a uniform ±0.5 DN error): the smallest MSE the data can show.
+ROUNDING_MSE_DN2 = 1.0 / 12.0
 
 
 def rmse(estimate: Array, reference: Array, mask: MaskArray = None) -> npt.NDArray[np.float64]:
@@ -22,11 +24,16 @@ def rmse(estimate: Array, reference: Array, mask: MaskArray = None) -> npt.NDArr
 
 
 def sre(estimate: Array, reference: Array, mask: MaskArray = None) -> npt.NDArray[np.float64]:
-    """Signal-to-reconstruction error per band in dB: 10·log10(μ² / MSE), μ the reference mean."""
+    """Signal-to-reconstruction error per band in dB: 10·log10(μ² / MSE), μ the reference mean.
+
+    The MSE counts as at least the rounding noise of integer DN (:data:`ROUNDING_MSE_DN2`), below
+    which no error is measurable: an exact reconstruction (bicubic on a band that is constant,
+    as clipped open water can be) scores a finite 10·log10(12 μ²), about 91 dB at μ = 10000,
+    rather than infinity, so means over bands and scenes stay usable and JSON stays valid.
+    """
     ref = _pixels(reference, mask)
-    mse = np.mean((_pixels(estimate, mask) - ref) ** 2, axis=1)
-    with np.errstate(divide="ignore"):
-        return 10 * np.log10(np.mean(ref, axis=1) ** 2 / mse)
+    mse = np.maximum(np.mean((_pixels(estimate, mask) - ref) ** 2, axis=1), ROUNDING_MSE_DN2)
+    return 10 * np.log10(np.mean(ref, axis=1) ** 2 / mse)
 
 
 def sam(estimate: Array, reference: Array, mask: MaskArray = None) -> float:

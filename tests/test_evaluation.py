@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
+from osgeo import gdal
 
 from dsen2.catalogue import resolve_models
 from dsen2.degradation import wald_pair
@@ -87,3 +90,31 @@ def test_evaluate_command_writes_tables_and_json(
     assert len(pngs) == 6  # metrics, residuals and comparison for each scene
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_exact_bands_score_a_finite_sre_and_strict_json(
+    bigearthnet_patches: list[Path], tiny_models: Path, tmp_path: Path
+) -> None:
+    """Bicubic reconstructs a constant band exactly (clipped calm water can be one): SRE then
+    saturates at the rounding noise of integer DN instead of going infinite, so the means stay
+    usable and the JSON stays valid for strict parsers (no ``Infinity``)."""
+    patch = tmp_path / bigearthnet_patches[0].name
+    shutil.copytree(bigearthnet_patches[0], patch)
+    band = next(patch.glob("*_B12.tif"))
+    raster = gdal.Open(str(band), gdal.GA_Update)
+    raster.GetRasterBand(1).WriteArray(np.full((raster.RasterYSize, raster.RasterXSize), 123))
+    raster = None
+    report = tmp_path / "scores.json"
+    result = dsen2(
+        "evaluate", patch, bigearthnet_patches[1], "--model", tiny_models, "--json", report
+    )
+    assert result.returncode == 0, result.stderr
+
+    def refuse(constant: str) -> float:
+        raise AssertionError(f"{constant} in the JSON report")
+
+    document = json.loads(report.read_text(), parse_constant=refuse)
+    bicubic = next(s for s in document[0]["scores"] if s["method"] == "bicubic")
+    assert bicubic["rmse"][-1] == 0  # B12, exact
+    assert bicubic["sre_db"][-1] == pytest.approx(10 * np.log10(12 * 123.0**2))
+    assert "inf" not in result.stdout.split("### Over 2 scenes")[1]
