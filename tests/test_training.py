@@ -381,18 +381,10 @@ def test_packed_scenes_train_on_a_machine_without_gdal(scenes, tmp_path: Path) -
     assert failing.returncode == 1 and "== device: exit 1" in failing.stdout
 
 
-@pytest.mark.shared_data
-def test_the_up42_training_scene_nests_at_its_registration(tmp_path: Path) -> None:
-    """The up42 crops (a training scene of the shipped 6× network) are re-registered by
-    tests.samples.up42_t39rvj: at the archive's alignment the detail of each coarse band matches
-    the block means of its 10 m partner better than at any one-pixel shift."""
+def _assert_nests(arrays: dict[int, np.ndarray], scene: str) -> None:
+    """At the archive's alignment the detail of each coarse band (B8A, B9, B1) matches the block
+    means of its 10 m partner (B8, B8, B2) better than at any one-pixel shift, by a margin."""
     from dsen2.degradation import block_mean
-    from dsen2.scene_archive import read_scene_archive
-    from tests import samples
-
-    if not samples.UP42.is_dir():
-        pytest.skip(f"../shared/data is absent ({samples.UP42}): the up42 arrays are not available")
-    arrays = read_scene_archive(samples.up42_t39rvj(tmp_path / "up42.npz"), {6})
 
     def detail(image: np.ndarray) -> np.ndarray:  # minus the 3×3 neighbourhood mean
         padded = np.pad(image, 1, mode="edge")
@@ -413,4 +405,33 @@ def test_the_up42_training_scene_nests_at_its_registration(tmp_path: Path) -> No
             for dc in (-1, 0, 1)
         }
         aligned = correlation.pop((0, 0))
-        assert aligned > 0.6 and aligned > max(correlation.values()) + 0.2, (factor, coarse)
+        assert aligned > 0.6 and aligned > max(correlation.values()) + 0.2, (scene, factor, coarse)
+
+
+@pytest.mark.shared_data
+def test_the_up42_training_scene_nests_at_its_registration(tmp_path: Path) -> None:
+    """The up42 crops (a training scene of the shipped 6× network) are re-registered by
+    tests.samples.up42_t39rvj so that they nest."""
+    from dsen2.scene_archive import read_scene_archive
+    from tests import samples
+
+    if not samples.UP42.is_dir():
+        pytest.skip(f"../shared/data is absent ({samples.UP42}): the up42 arrays are not available")
+    _assert_nests(read_scene_archive(samples.up42_t39rvj(tmp_path / "up42.npz"), {6}), "up42")
+
+
+@pytest.mark.shared_data
+def test_the_eolearn_scenes_nest_once_their_blocks_are_subsampled(tmp_path: Path) -> None:
+    """eo-learn's nearest-upsampled reference scenes (held-out 2× scenes) give back nested native
+    grids through tests.samples.eolearn_slovenia."""
+    from dsen2.scene_archive import read_scene_archive
+    from tests import samples
+
+    if not samples.EO_LEARN_SCENES.is_file():
+        pytest.skip(f"../shared/data is absent ({samples.EO_LEARN_SCENES})")
+    archives = samples.eolearn_slovenia(tmp_path)
+    assert len(archives) == len(samples.EO_LEARN_CLEAR)
+    for archive in archives:
+        arrays = read_scene_archive(archive, {2, 6})
+        assert [a.shape for a in arrays.values()] == [(4, 96, 96), (6, 48, 48), (2, 16, 16)]
+        _assert_nests(arrays, archive.name)
