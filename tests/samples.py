@@ -16,7 +16,6 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 UP42 = SHARED_DATA / "up42_DSen2"
 UP42_BANDS_10M = ("B4", "B3", "B2", "B8")  # data_10.npy's band order (its 20 m and 60 m are ours)
 EO_LEARN_SCENES = SHARED_DATA / "eo-learn" / "REFERENCE_SCENES.npy"
-EO_LEARN_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
 EO_LEARN_CLEAR = (2, 3, 4)  # 0 and 1 are cloudy (see eolearn_slovenia)
 
 
@@ -94,17 +93,18 @@ def eolearn_slovenia(target: Path) -> list[Path]:
     four of five random windows). Acquisitions 0 and 1 are left out: cloud (B2 median 3042 and
     1502 DN), and all three band pairs fit best 2 rows down there (cloud parallax).
     """
-    from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M
+    from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M, BY_NAME
     from dsen2.scene_archive import write_scene_archive
 
     target.mkdir(parents=True, exist_ok=True)
-    scenes = np.load(EO_LEARN_SCENES)  # [time, 101, 100, band], top-of-atmosphere reflectance
+    # [time, 101, 100, band], top-of-atmosphere reflectance, all 13 bands in band_id order
+    scenes = np.load(EO_LEARN_SCENES)
     written = []
     for index in EO_LEARN_CLEAR:
         reflectance = scenes[index, 5:101, 0:96] * 10000.0  # on the 60 m grid
         stack = np.round(np.moveaxis(reflectance, -1, 0)).astype(np.float32)
         arrays = {
-            step: stack[[EO_LEARN_BANDS.index(n) for n in names], ::step, ::step]
+            step: stack[[BY_NAME[n].band_id for n in names], ::step, ::step]
             for step, names in ((1, BANDS_10M), (2, BANDS_20M), (6, BANDS_60M))
         }
         path = target / f"eolearn_slovenia_scene{index}_L1C.npz"
