@@ -9,13 +9,16 @@ tests/safe_fixture.py: L1C/L2A, baselines before and after 04.00, different crop
 its own product id. Both modes run the same task function with the same options; the batch time
 includes starting the cluster. Prints one table: total time, products/min, megapixels/s (output
 10 m pixels) and the ratio to the sequential run (best of alternating repeats), and checks that
-both wrote identical pixels.
+both wrote identical pixels. Then, untimed, one more batch on a cluster of the same shape started
+here, so that each worker's own peak RSS (``VmHWM``: the model sessions, GDAL's block cache and
+the tiles of one product at a time) can be read back from it, against its RSS before the batch.
 Not a test: numbers depend on the machine and its load.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import shutil
 import sys
@@ -29,11 +32,15 @@ from osgeo import gdal
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from peak_memory import peak_rss_mb  # noqa: E402  (bench/ is this script's own folder)
+
 from dsen2.batch import (  # noqa: E402
     BatchRequest,
+    ClusterPlan,
     ConsoleProgress,
     expand_inputs,
     machine_plan,
+    open_cluster,
     plan_jobs,
     process_product,
     run,
@@ -96,10 +103,11 @@ def main() -> None:
             np.array_equal(_pixels(job.output), _pixels(batch_dir / job.output.name))
             for job in jobs
         )
+        plan = machine_plan(options, args.workers, None)
+        idle_mb, peak_mb = _worker_memory_mb(products, work / "memory", options, plan)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    plan = machine_plan(options, args.workers, None)
     print(
         f"{args.products} products of {args.size_px}×{args.size_px} px ({megapixels:.2f} Mpx "
         f"in all), model {args.model!r}, {available_cores()} cores; batch cluster: "
@@ -115,6 +123,30 @@ def main() -> None:
             f"| {mode} | {seconds:.1f} | {args.products / seconds * 60:.1f} | "
             f"{megapixels / seconds:.3f} | {sequential_s / seconds:.2f}× |"
         )
+    print(
+        f"\nworker peak RSS (VmHWM) after the batch: {', '.join(f'{mb:.0f}' for mb in peak_mb)} "
+        f"MB; before it: {', '.join(f'{mb:.0f}' for mb in idle_mb)} MB; memory limit "
+        f"{plan.memory_limit_bytes / 2**20:.0f} MB each"
+    )
+
+
+def _worker_memory_mb(
+    products: list[Path], output_dir: Path, options: RunOptions, plan: ClusterPlan
+) -> tuple[list[float], list[float]]:
+    """Each worker's RSS before and its peak RSS after a batch on a local cluster of ``plan``'s
+    shape (the bench's own, so that the workers can be asked once the batch is done)."""
+    with open_cluster(None, plan, dashboard_address=None) as (client, _):
+        idle = client.run(peak_rss_mb)
+        request = BatchRequest(
+            tuple(products),
+            output_dir,
+            dataclasses.replace(options, threads=plan.threads_per_worker),
+            scheduler=client.scheduler.address,
+        )
+        report = run(request, ConsoleProgress(enabled=False))
+        assert not report.failed, report.failed
+        peak = client.run(peak_rss_mb)
+    return [idle[w] for w in sorted(idle)], [peak[w] for w in sorted(peak)]
 
 
 def _pixels(path: Path) -> np.ndarray:
