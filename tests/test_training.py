@@ -263,9 +263,44 @@ def test_band_gain_keeps_each_target_band_with_its_input_band() -> None:
     assert all(bool((t == t[:, :, :1, :1]).all()) for t in scaled.values())  # one gain a band
 
 
+def test_simulated_atmosphere_brightens_blue_darkens_b9_and_keeps_pairs_consistent(
+    scenes,
+) -> None:
+    import torch
+
+    from dsen2.train.atmosphere import random_atmosphere, rayleigh_depth
+    from dsen2.train.data import sample_patches
+
+    # a textbook value: Rayleigh optical depth 0.0973 at 550 nm
+    assert abs(float(rayleigh_depth(torch.tensor(0.55))) - 0.0973) < 0.002
+    patches = sample_patches([str(scenes[0])], 6, 18, 16, factors=(6,), seed=0)
+    inputs, target = dict(patches.inputs), patches.target
+    generator = torch.Generator().manual_seed(0)
+    hazy, hazy_target = random_atmosphere(inputs, target, 6, 1.0, generator)
+    b2, b9 = (hazy[1][:, 0] - inputs[1][:, 0]).mean(), (hazy[6][:, 1] - inputs[6][:, 1]).mean()
+    assert float(b2) > 100 and float(b9) < -100  # path radiance in blue, absorption in B9
+    # one affine map (path + transmittance × DN) per patch and band, shared by the coarse input
+    # band and its target: fitted on the 3×3 input pixels, it predicts the 18×18 target
+    for patch in range(4):
+        for band in range(2):
+            coarse = inputs[6][patch, band].flatten().double()
+            design = torch.stack([torch.ones_like(coarse), coarse], dim=1)
+            path, gain = torch.linalg.lstsq(
+                design, hazy[6][patch, band].flatten().double()
+            ).solution
+            assert 0 < float(gain) < 1 and float(path) > 0
+            predicted = path + gain * target[patch, band].double()
+            assert torch.allclose(predicted, hazy_target[patch, band].double(), atol=0.05)
+    untouched, kept = random_atmosphere(inputs, target, 6, 1e-9, generator)
+    assert all(torch.equal(untouched[f], inputs[f]) for f in inputs) and torch.equal(kept, target)
+    with pytest.raises(ConfigError, match="atmosphere_probability"):
+        _config(scenes, epochs=1, atmosphere_probability=1.5)
+
+
 def test_bf16_training_runs_and_is_refused_when_misspelt(scenes, tmp_path: Path) -> None:
     config = dataclasses.replace(
-        _config(scenes, epochs=2, band_gain_range=[0.7, 1.4]), precision="bf16"
+        _config(scenes, epochs=2, band_gain_range=[0.7, 1.4], atmosphere_probability=0.5),
+        precision="bf16",
     )
     train(config, tmp_path / "bf16")
     log = read_log(tmp_path / "bf16")

