@@ -64,6 +64,8 @@ BY_NAME: dict[str, Band] = {band.name: band for band in ALL_BANDS}
 BANDS_10M: tuple[str, ...] = ("B2", "B3", "B4", "B8")
 BANDS_20M: tuple[str, ...] = ("B5", "B6", "B7", "B8A", "B11", "B12")
 BANDS_60M: tuple[str, ...] = ("B1", "B9")
+# The same groups by grid factor relative to 10 m (the networks' input roles 1, 2 and 6).
+BANDS_BY_GRID: dict[int, tuple[str, ...]] = {1: BANDS_10M, 2: BANDS_20M, 6: BANDS_60M}
 
 # Output order of the full cube: B10 (cirrus) is excluded, as in the paper.
 OUTPUT_ALL: tuple[str, ...] = (

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M
+from dsen2.bands import BANDS_BY_GRID
 from dsen2.catalogue import ResolvedModel
 from dsen2.degradation import wald_pair
 from dsen2.inference import Device, Precision, create_session, run_session
@@ -29,7 +29,6 @@ from dsen2.tiling import round_up
 from dsen2.window import Window
 
 BASELINES = ("bicubic", "bilinear")
-_GROUPS = {1: BANDS_10M, 2: BANDS_20M, 6: BANDS_60M}
 FloatArray = npt.NDArray[np.float32]
 
 
@@ -110,13 +109,13 @@ def load_scene(
 def read_scene(product: Product, scales: set[int]) -> dict[int, FloatArray]:
     """The whole nested scene in network units (reflectance × 10000), by grid factor."""
     factors = sorted({1, 2} | ({6} if 6 in scales else set()))
-    needed = [band for factor in factors for band in _GROUPS[factor]]
+    needed = [band for factor in factors for band in BANDS_BY_GRID[factor]]
     product.require(needed)
     nesting = nest_bands([inspect_band(band, product.band_files[band]) for band in needed])
     image = Window(0, 0, nesting.window_10m.width, nesting.window_10m.height)
     with open_tile_reader(product, nesting, needed) as reader:
         return {
-            f: product.radiometry.to_network(reader.read(_GROUPS[f], image), _GROUPS[f])
+            f: product.radiometry.to_network(reader.read(BANDS_BY_GRID[f], image), BANDS_BY_GRID[f])
             for f in factors
         }
 
@@ -173,7 +172,7 @@ def _run_whole(
 def _score(
     method: str, estimate: FloatArray, target: FloatArray, valid: npt.NDArray[np.bool_], scale: int
 ) -> Scores:
-    bands = _GROUPS[scale]
+    bands = BANDS_BY_GRID[scale]
     return Scores(
         method=method,
         bands=bands,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M, BY_NAME
+from dsen2.bands import BANDS_BY_GRID, BY_NAME
 
 REFLECTANCE_DN = 10000.0  # the networks' units: reflectance × 10000
 AEROSOL_DEPTH_550 = (0.0, 0.5)
@@ -32,13 +32,19 @@ AIR_MASS = (2.0, 3.5)
 WATER_VAPOUR_TRANSMITTANCE_B9 = (0.05, 0.8)
 ANGSTROM_EXPONENT = 1.3
 AEROSOL_BACKSCATTER = 0.3
-_ROLES = {1: BANDS_10M, 2: BANDS_20M, 6: BANDS_60M}
 
 
 def rayleigh_depth(wavelength_um: torch.Tensor) -> torch.Tensor:
     """Rayleigh optical depth of a standard atmosphere at sea level."""
     inverse_sq = wavelength_um**-2
     return 0.008569 * inverse_sq**2 * (1 + 0.0113 * inverse_sq + 0.00013 * inverse_sq**2)
+
+
+_WAVELENGTH_UM = {
+    role: torch.tensor([BY_NAME[name].central_wavelength_nm / 1000 for name in names])
+    for role, names in BANDS_BY_GRID.items()
+}
+_RAYLEIGH_DEPTH = {role: rayleigh_depth(wavelength) for role, wavelength in _WAVELENGTH_UM.items()}
 
 
 def random_atmosphere(
@@ -59,22 +65,27 @@ def random_atmosphere(
     air_mass = _uniform(patches, AIR_MASS, generator) * chosen  # 0: no atmosphere at all
     water_vapour = 1 - (1 - _uniform(patches, WATER_VAPOUR_TRANSMITTANCE_B9, generator)) * chosen
 
-    def path_and_transmittance(role: int) -> tuple[torch.Tensor, torch.Tensor]:
-        names = _ROLES[role]
-        wavelength = torch.tensor([BY_NAME[n].central_wavelength_nm / 1000 for n in names])
-        rayleigh = rayleigh_depth(wavelength)[None, :]
-        aerosol_depth = aerosol[:, None] * (wavelength[None, :] / 0.55) ** -ANGSTROM_EXPONENT
-        path = air_mass[:, None] / 8 * (rayleigh + AEROSOL_BACKSCATTER * aerosol_depth)
-        transmittance = torch.exp(-air_mass[:, None] / 2 * (rayleigh + aerosol_depth))
-        if "B9" in names:
-            transmittance[:, names.index("B9")] *= water_vapour
-        return path[..., None, None] * REFLECTANCE_DN, transmittance[..., None, None]
+    maps = {role: _path_and_transmittance(role, aerosol, air_mass, water_vapour) for role in batch}
 
     def apply(role: int, tensor: torch.Tensor) -> torch.Tensor:
-        path, transmittance = path_and_transmittance(role)
+        path, transmittance = maps[role]
         return path.to(tensor) + transmittance.to(tensor) * tensor
 
     return {role: apply(role, t) for role, t in batch.items()}, apply(scale, target)
+
+
+def _path_and_transmittance(
+    role: int, aerosol: torch.Tensor, air_mass: torch.Tensor, water_vapour: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each patch's path reflectance (DN) and transmittance for the bands of grid ``role``,
+    shaped [patches, bands, 1, 1]."""
+    wavelength, rayleigh = _WAVELENGTH_UM[role][None, :], _RAYLEIGH_DEPTH[role][None, :]
+    aerosol_depth = aerosol[:, None] * (wavelength / 0.55) ** -ANGSTROM_EXPONENT
+    path = air_mass[:, None] / 8 * (rayleigh + AEROSOL_BACKSCATTER * aerosol_depth)
+    transmittance = torch.exp(-air_mass[:, None] / 2 * (rayleigh + aerosol_depth))
+    if "B9" in BANDS_BY_GRID[role]:
+        transmittance[:, BANDS_BY_GRID[role].index("B9")] *= water_vapour
+    return path[..., None, None] * REFLECTANCE_DN, transmittance[..., None, None]
 
 
 def _uniform(count: int, bounds: tuple[float, float], generator: torch.Generator) -> torch.Tensor:
