@@ -1,7 +1,7 @@
 """Pack experiments' scenes for a machine without GDAL (a GPU box lent for training).
 
-    python experiments/pack_scenes.py experiments/dsen2-d8-t2x.toml \
-        experiments/dsen2-consistent-d8-s6x.toml --out runs/pack
+    python experiments/pack_scenes.py experiments/finetune-benmock-a-d8-t2x.toml \
+        experiments/finetune-up42-d8-s6x.toml --out runs/pack
 
 Writes one compressed .npz per scene the configs use, each once (dsen2.train.pack), and prints
 their sizes; experiments/gpu-*.toml list these files. Needs GDAL and the scenes (run
