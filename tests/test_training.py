@@ -13,11 +13,11 @@ import torch
 from dsen2.errors import ModelError, ProductFormatError
 from dsen2.evaluation import load_scene
 from dsen2.modelmeta import read_metadata
-from dsen2.train.config import ConfigError, parse_config
+from dsen2.train.config import ConfigError, load_config, parse_config
 from dsen2.train.data import sample_patches
 from dsen2.train.export import load_exported
 from dsen2.train.loop import read_log, train
-from dsen2.train.network import build
+from dsen2.train.network import VDSEN2, build
 from tests.conftest import read_raster
 from tests.safe_fixture import SafeSpec, write_safe
 from tests.test_cli import dsen2
@@ -62,6 +62,9 @@ def test_training_lowers_validation_loss_and_exports(scenes, tmp_path: Path) -> 
     run_dir = tmp_path / "run"
     best = train(_config(scenes, epochs=4), run_dir)
     assert best.exists() and (run_dir / "split.json").exists()
+    trained_as = json.loads((run_dir / "experiment.json").read_text())
+    assert trained_as["name"] == "tiny" and trained_as["architecture"]["num_blocks"] == 1
+    assert trained_as["data"]["train"] == [str(scenes[0])]
     log = read_log(run_dir)
     assert [int(row["epoch"]) for row in log] == [0, 1, 2, 3, 4]
     untrained = float(log[0]["validation_l1"])
@@ -114,6 +117,58 @@ def test_config_refuses_a_scene_on_both_sides(scenes) -> None:
             },
             base=Path("."),
         )
+
+
+def test_a_config_extends_its_base_and_changes_only_what_it_gives(tmp_path: Path) -> None:
+    (tmp_path / "bases").mkdir()
+    (tmp_path / "bases" / "base.toml").write_text(
+        'name = "base"\nscale = 2\nnum_blocks = 8\nfeature_size = 64\nseed = 5\n'
+        '[data]\ntrain = ["scenes/a"]\nvalidation = ["scenes/b"]\npatch_px = 24\n'
+        "[optim]\nlearning_rate = 6e-4\nepochs = 70\n",
+        encoding="utf-8",
+    )
+
+    def child(name: str, text: str) -> Path:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(f'extends = "bases/base.toml"\n{text}', encoding="utf-8")
+        return path
+
+    deep = load_config(
+        child("deep", 'name = "deep"\narchitecture = "VDSen2"\n[optim]\nepochs = 9\n')
+    )
+    base = load_config(tmp_path / "bases" / "base.toml")
+    assert deep.architecture == VDSEN2 and base.architecture.num_blocks == 8  # not a d = 8 VDSen2
+    assert deep.optim == dataclasses.replace(base.optim, epochs=9)  # [optim] merged key by key
+    assert deep.data == base.data and deep.seed == 5
+    assert deep.data.train == (str((tmp_path / "bases" / "scenes" / "a").resolve()),)
+    wider = load_config(child("wider", 'name = "wider"\nfeature_size = 32\n'))
+    assert (wider.architecture.num_blocks, wider.architecture.feature_size) == (6, 32)
+    grandchild = tmp_path / "grandchild.toml"
+    grandchild.write_text('extends = "deep.toml"\nname = "g"\n[data]\npatch_px = 32\n')
+    assert load_config(grandchild).data == dataclasses.replace(deep.data, patch_px=32)
+
+    with pytest.raises(ConfigError, match="its own name"):
+        load_config(child("nameless", "seed = 1\n"))
+    (tmp_path / "orphan.toml").write_text('extends = "missing.toml"\nname = "o"\n')
+    with pytest.raises(ConfigError, match=r"missing.toml. \(extended by .*orphan.toml"):
+        load_config(tmp_path / "orphan.toml")
+    (tmp_path / "loop-a.toml").write_text('extends = "loop-b.toml"\nname = "a"\n')
+    (tmp_path / "loop-b.toml").write_text('extends = "loop-a.toml"\nname = "b"\n')
+    with pytest.raises(ConfigError, match="circle"):
+        load_config(tmp_path / "loop-a.toml")
+
+
+def test_every_committed_experiment_config_parses() -> None:
+    """The configs the model cards cite, and the GPU ones that extend a full config per scale."""
+    folder = Path(__file__).resolve().parents[1] / "experiments"
+    configs = {path.stem: load_config(path) for path in sorted(folder.glob("*.toml"))}
+    assert len({config.name for config in configs.values()}) == len(configs)
+    d8, vdsen2 = configs["gpu-d8-t2x"], configs["gpu-vdsen2-t2x"]
+    assert vdsen2.data == d8.data and vdsen2.architecture == VDSEN2
+    assert (d8.optim.learning_rate, vdsen2.optim.learning_rate) == (6e-4, 3e-4)
+    for name in ("gpu-consistent-dsen2-s6x", "gpu-consistent-d16-s6x"):
+        assert configs[name].data == configs["gpu-consistent-d8-s6x"].data
+        assert configs[name].consistent and configs[name].scale == 6
 
 
 def test_npz_scenes_give_the_same_patches_and_scores(scenes, tmp_path: Path) -> None:

