@@ -4,7 +4,8 @@ The lent machine has torch, CUDA and numpy but no GDAL and no network, so the sc
 packed .npz files (experiments/pack_scenes.py, into runs/pack/, carried with the call) and this
 script imports dsen2 straight from the checkout. Each config trains in its own process, all at
 the same time (small nets leave a big GPU mostly idle, so they share it well); each stops at its
-config's time_budget_min. Then best.pt (weights only) and log.csv of every run go to OUT/<name>/.
+config's time_budget_min. Then best.pt (weights only), log.csv and experiment.json of every
+run go to OUT/<name>/.
 
 On the device machine (the `run` tool; carry runs/pack):
     python3 experiments/device_train.py experiments/gpu-*.toml --out $OUT
@@ -113,13 +114,15 @@ def main() -> int:
 
 def _bring_back(run_dir: Path, destination: Path) -> None:
     """best.pt without the optimiser's state (a third of the size: what comes back from a lent
-    machine is limited) and log.csv: what `dsen2 export` needs."""
+    machine is limited) and log.csv, what `dsen2 export` needs, and experiment.json, the record
+    of what was trained."""
     import torch
 
     destination.mkdir(parents=True, exist_ok=True)
     checkpoint = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
     torch.save({k: checkpoint[k] for k in ("model", "state", "config")}, destination / "best.pt")
-    shutil.copy2(run_dir / "log.csv", destination / "log.csv")
+    for name in ("log.csv", "experiment.json"):
+        shutil.copy2(run_dir / name, destination / name)
 
 
 if __name__ == "__main__":

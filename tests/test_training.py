@@ -17,7 +17,7 @@ from dsen2.train.config import ConfigError, load_config, parse_config
 from dsen2.train.data import sample_patches
 from dsen2.train.export import load_exported
 from dsen2.train.loop import read_log, train
-from dsen2.train.network import VDSEN2, build
+from dsen2.train.network import DSEN2, VDSEN2, build
 from tests.conftest import read_raster
 from tests.safe_fixture import SafeSpec, write_safe
 from tests.test_cli import dsen2
@@ -142,16 +142,43 @@ def test_a_config_extends_its_base_and_changes_only_what_it_gives(tmp_path: Path
     assert deep.data == base.data and deep.seed == 5
     assert deep.data.train == (str((tmp_path / "bases" / "scenes" / "a").resolve()),)
     wider = load_config(child("wider", 'name = "wider"\nfeature_size = 32\n'))
-    assert (wider.architecture.num_blocks, wider.architecture.feature_size) == (6, 32)
-    grandchild = tmp_path / "grandchild.toml"
-    grandchild.write_text('extends = "deep.toml"\nname = "g"\n[data]\npatch_px = 32\n')
-    assert load_config(grandchild).data == dataclasses.replace(deep.data, patch_px=32)
+    assert (wider.architecture.num_blocks, wider.architecture.feature_size) == (8, 32)
+    preset = load_config(child("preset", 'name = "p"\narchitecture = "DSen2"\n'))
+    assert preset.architecture == DSEN2  # a preset by name: the base's d = 8 does not carry over
+    (tmp_path / "sub").mkdir()
+    grandchild = tmp_path / "sub" / "grandchild.toml"
+    grandchild.write_text(
+        'extends = "../deep.toml"\nname = "g"\n[data]\npatch_px = 32\ntrain = ["own/c"]\n',
+        encoding="utf-8",
+    )
+    own = (str((tmp_path / "sub" / "own" / "c").resolve()),)  # against the file that names it
+    assert load_config(grandchild).data == dataclasses.replace(deep.data, patch_px=32, train=own)
+    (tmp_path / "bases" / "tuned.toml").write_text(
+        'extends = "base.toml"\nname = "tuned"\ninit_from = "m/start.onnx"\n', encoding="utf-8"
+    )
+    same_net = tmp_path / "same-net.toml"
+    same_net.write_text('extends = "bases/tuned.toml"\nname = "s"\nseed = 2\n', encoding="utf-8")
+    start = (tmp_path / "bases" / "m" / "start.onnx").resolve()  # against the base's folder
+    assert load_config(same_net).init_from == str(start)
 
-    with pytest.raises(ConfigError, match="its own name"):
-        load_config(child("nameless", "seed = 1\n"))
-    (tmp_path / "orphan.toml").write_text('extends = "missing.toml"\nname = "o"\n')
-    with pytest.raises(ConfigError, match=r"missing.toml. \(extended by .*orphan.toml"):
-        load_config(tmp_path / "orphan.toml")
+    def refused(text: str) -> str:
+        path = tmp_path / "refused.toml"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(ConfigError) as error:
+            load_config(path)
+        return str(error.value)
+
+    assert "a name of its own" in refused('extends = "bases/base.toml"\nseed = 1\n')
+    assert "a name of its own" in refused('extends = "bases/base.toml"\nname = "base"\n')
+    assert "give init_from here" in refused(
+        'extends = "bases/tuned.toml"\nname = "t"\nnum_blocks = 4\n'
+    )
+    assert "one config" in refused('extends = ["bases/base.toml"]\nname = "x"\n')
+    bad_scene = refused('extends = "bases/base.toml"\nname = "x"\n[data]\ntrain = [1]\n')
+    assert "refused.toml' extending " in bad_scene and "base.toml" in bad_scene
+    assert "typo" in refused('extends = "bases/base.toml"\nname = "x"\ntypo = 1\n')
+    orphan = refused('extends = "missing.toml"\nname = "o"\n')
+    assert "missing.toml" in orphan and "(extended by " in orphan
     (tmp_path / "loop-a.toml").write_text('extends = "loop-b.toml"\nname = "a"\n')
     (tmp_path / "loop-b.toml").write_text('extends = "loop-a.toml"\nname = "b"\n')
     with pytest.raises(ConfigError, match="circle"):
@@ -166,6 +193,11 @@ def test_every_committed_experiment_config_parses() -> None:
     d8, vdsen2 = configs["gpu-d8-t2x"], configs["gpu-vdsen2-t2x"]
     assert vdsen2.data == d8.data and vdsen2.architecture == VDSEN2
     assert (d8.optim.learning_rate, vdsen2.optim.learning_rate) == (6e-4, 3e-4)
+    assert configs["gpu-dsen2-t2x"].data == d8.data and d8.architecture.num_blocks == 8
+    assert configs["gpu-dsen2-t2x"].architecture == configs["gpu-consistent-dsen2-s6x"].architecture
+    assert configs["gpu-consistent-dsen2-s6x"].architecture == DSEN2
+    deeper = configs["gpu-consistent-d16-s6x"].architecture
+    assert (deeper.num_blocks, deeper.feature_size) == (16, 64)
     for name in ("gpu-consistent-dsen2-s6x", "gpu-consistent-d16-s6x"):
         assert configs[name].data == configs["gpu-consistent-d8-s6x"].data
         assert configs[name].consistent and configs[name].scale == 6
@@ -458,7 +490,8 @@ def test_packed_scenes_train_on_a_machine_without_gdal(scenes, tmp_path: Path) -
     assert result.returncode == 0, result.stdout + result.stderr
     log = read_log(out / "device")
     assert [row["epoch"] for row in log] == ["0", "1"]  # the time budget stopped it after one
-    assert sorted(p.name for p in (out / "device").iterdir()) == ["best.pt", "log.csv"]
+    brought_back = sorted(p.name for p in (out / "device").iterdir())
+    assert brought_back == ["best.pt", "experiment.json", "log.csv"]
     exported = dsen2("export", out / "device", "--name", "packed-t2x")
     assert exported.returncode == 0, exported.stderr
     assert read_metadata(out / "device" / "packed-t2x.onnx").trained

