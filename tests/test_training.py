@@ -173,6 +173,9 @@ def test_a_config_extends_its_base_and_changes_only_what_it_gives(tmp_path: Path
     assert "give init_from here" in refused(
         'extends = "bases/tuned.toml"\nname = "t"\nnum_blocks = 4\n'
     )
+    assert "give init_from here" in refused(
+        'extends = "bases/tuned.toml"\nname = "t"\narchitecture = "DSen2"\n'
+    )
     assert "one config" in refused('extends = ["bases/base.toml"]\nname = "x"\n')
     bad_scene = refused('extends = "bases/base.toml"\nname = "x"\n[data]\ntrain = [1]\n')
     assert "refused.toml' extending " in bad_scene and "base.toml" in bad_scene

@@ -195,10 +195,11 @@ def _read_document(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any],
             f"{str(path)!r} extends {extends!r}: give it a name of its own (the base's is "
             f"{base.get('name')!r}), so that its runs and models are told apart"
         )
+    network_changed = _changes_network(base, document)
     if "architecture" in document:  # a preset by name: the base's sizes do not carry over
         base.pop("num_blocks", None)
         base.pop("feature_size", None)
-    if "init_from" in base and "init_from" not in document and _changes_network(base, document):
+    if "init_from" in base and "init_from" not in document and network_changed:
         raise ConfigError(
             f"{str(path)!r} changes the network of {extends!r}, whose init_from "
             f"({base['init_from']!r}) was exported from the old one: give init_from here"
@@ -210,8 +211,11 @@ def _read_document(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any],
 
 
 def _changes_network(base: dict[str, Any], document: dict[str, Any]) -> bool:
+    """Whether the config builds another network than its base (a preset named over explicit
+    sizes does, even under the same architecture name)."""
     keys = ("architecture", "num_blocks", "feature_size", "scale", "consistent")
-    return any(key in document and document[key] != base.get(key) for key in keys)
+    resized = "architecture" in document and ("num_blocks" in base or "feature_size" in base)
+    return resized or any(key in document and document[key] != base.get(key) for key in keys)
 
 
 def _resolve_paths(document: dict[str, Any], base: Path) -> None:
