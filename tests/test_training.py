@@ -61,10 +61,11 @@ def _document(scenes: tuple[Path, Path], epochs: int, **data: object) -> dict[st
 def test_training_lowers_validation_loss_and_exports(scenes, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     best = train(_config(scenes, epochs=4), run_dir)
-    assert best.exists() and (run_dir / "split.json").exists()
+    assert best.exists()
     trained_as = json.loads((run_dir / "experiment.json").read_text())
     assert trained_as["name"] == "tiny" and trained_as["architecture"]["num_blocks"] == 1
     assert trained_as["data"]["train"] == [str(scenes[0])]
+    assert trained_as["data"]["validation"] == [str(scenes[1])]
     log = read_log(run_dir)
     assert [int(row["epoch"]) for row in log] == [0, 1, 2, 3, 4]
     untrained = float(log[0]["validation_l1"])

@@ -4,7 +4,7 @@ reproduces the same curve.
 
 A run directory holds ``config.toml`` (a copy of the file as written), ``experiment.json`` (the
 experiment as the latest call trained it: any ``extends`` chain merged, paths absolute,
-command-line overrides applied), ``split.json`` (the scenes of each side),
+command-line overrides applied; the scenes of each side are its ``data``),
 ``log.csv`` (epoch, losses, learning rate, seconds), ``last.pt`` and ``best.pt``, and after
 :func:`export_run` the ONNX model with its model card.
 """
@@ -48,9 +48,6 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
     if config_path is not None and not (run_dir / "config.toml").exists():
         shutil.copy(config_path, run_dir / "config.toml")
     (run_dir / "experiment.json").write_text(json.dumps(asdict(config), indent=2), "utf-8")
-    (run_dir / "split.json").write_text(
-        json.dumps({"train": config.data.train, "validation": config.data.validation}, indent=2)
-    )
     device = torch.device(config.device)
     train_set, validation_set = (patches.to(device) for patches in _patch_sets(config))
     if device.type == "cuda":
