@@ -81,7 +81,7 @@ def test_trains_exports_and_runs_in_the_core_without_seams(
     train(config, run_dir)
     log = read_log(run_dir)
     assert [int(row["epoch"]) for row in log] == [0, 1, 2, 3]
-    assert min(float(r["validation_l1"]) for r in log[1:]) < float(log[0]["validation_l1"])
+    assert min(float(r["validation_loss"]) for r in log[1:]) < float(log[0]["validation_loss"])
     model = export_run(run_dir)
     metadata = read_metadata(model)
     assert (metadata.scale, metadata.output_name, metadata.output_gsd_m) == (4, "sr05", 5)

