@@ -423,6 +423,11 @@ def test_mse_loss_trains_and_chooses_epochs_by_mean_squared_error(scenes, tmp_pa
     assert "validation MSE" in read_metadata(tmp_path / "mse" / "tiny-t2x.onnx").training
     with pytest.raises(ConfigError, match="loss must be"):
         dataclasses.replace(config, optim=dataclasses.replace(config.optim, loss="l2"))
+    with pytest.raises(ConfigError, match="trained with loss 'mse'"):
+        train(
+            dataclasses.replace(config, optim=dataclasses.replace(config.optim, loss="l1")),
+            tmp_path / "mse",
+        )
 
 
 def test_scene_archives_keep_every_value_in_half_the_bytes(scenes, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 from dsen2.train.atmosphere import random_atmosphere
-from dsen2.train.config import ExperimentConfig
+from dsen2.train.config import ConfigError, ExperimentConfig
 from dsen2.train.data import PatchSet, augment, random_band_gain, random_gain, sample_patches
 from dsen2.train.export import export, load_exported, metadata_for
 from dsen2.train.network import INPUT_SCALE_DN, Architecture, Network, build, zero_last_layer
@@ -66,6 +66,12 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
     last = run_dir / "last.pt"
     if last.exists():
         checkpoint = torch.load(last, map_location=device, weights_only=False)
+        trained_with = checkpoint["config"]["optim"].get("loss", "l1")
+        if trained_with != config.optim.loss:
+            raise ConfigError(
+                f"{run_dir} was trained with loss {trained_with!r}; its best epoch and early "
+                f"stopping cannot continue under {config.optim.loss!r}: use a new run folder"
+            )
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
