@@ -13,10 +13,10 @@ import torch
 from dsen2.errors import ModelError, ProductFormatError
 from dsen2.evaluation import load_scene
 from dsen2.modelmeta import read_metadata
-from dsen2.train.config import ConfigError, load_config, parse_config
+from dsen2.train.config import LOSS_LABELS, ConfigError, load_config, parse_config
 from dsen2.train.data import sample_patches
 from dsen2.train.export import load_exported
-from dsen2.train.loop import read_log, train
+from dsen2.train.loop import LOSSES, read_log, train
 from dsen2.train.network import DSEN2, INPUT_SCALE_DN, VDSEN2, build
 from tests.conftest import read_raster
 from tests.safe_fixture import SafeSpec, write_safe
@@ -421,6 +421,7 @@ def test_mse_loss_trains_and_chooses_epochs_by_mean_squared_error(scenes, tmp_pa
     card = (tmp_path / "mse" / "tiny-t2x.md").read_text()
     assert "| epoch | train MSE | validation MSE |" in card
     assert "validation MSE" in read_metadata(tmp_path / "mse" / "tiny-t2x.onnx").training
+    assert set(LOSSES) == set(LOSS_LABELS)  # every loss a config accepts has a function
     with pytest.raises(ConfigError, match="loss must be"):
         dataclasses.replace(config, optim=dataclasses.replace(config.optim, loss="l2"))
     with pytest.raises(ConfigError, match="trained with loss 'mse'"):

@@ -92,6 +92,9 @@ class DataConfig:
     offset_dn: float | None = None
 
 
+LOSS_LABELS = {"l1": "L1", "mse": "MSE"}  # [optim] loss → its name in logs and model cards
+
+
 @dataclass(frozen=True)
 class OptimConfig:
     batch_size: int = 128
@@ -100,7 +103,7 @@ class OptimConfig:
     plateau_patience: int = 5
     early_stop_patience: int = 15
     time_budget_min: float | None = None  # stop after the epoch that exhausts it (this call)
-    loss: str = "l1"  # or "mse"; trains and chooses the epoch (dsen2.train.loop.LOSSES)
+    loss: str = "l1"  # a key of LOSS_LABELS; trains and chooses the epoch (dsen2.train.loop)
 
 
 @dataclass(frozen=True)
@@ -137,8 +140,8 @@ class ExperimentConfig:
             raise ConfigError("atmosphere_probability applies to the 2× and 6× networks")
         if self.consistent and self.scale == 4:
             raise ConfigError("consistent applies to the 2× and 6× networks, not to scale 4")
-        if self.optim.loss not in ("l1", "mse"):
-            raise ConfigError(f"loss must be 'l1' or 'mse', got {self.optim.loss!r}")
+        if self.optim.loss not in LOSS_LABELS:
+            raise ConfigError(f"loss must be one of {sorted(LOSS_LABELS)}, got {self.optim.loss!r}")
         budget = self.optim.time_budget_min
         if budget is not None and budget <= 0:
             raise ConfigError(f"time_budget_min must be positive minutes, got {budget}")

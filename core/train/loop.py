@@ -23,7 +23,7 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 from dsen2.train.atmosphere import random_atmosphere
-from dsen2.train.config import ConfigError, ExperimentConfig
+from dsen2.train.config import LOSS_LABELS, ConfigError, ExperimentConfig
 from dsen2.train.data import PatchSet, augment, random_band_gain, random_gain, sample_patches
 from dsen2.train.export import export, load_exported, metadata_for
 from dsen2.train.network import INPUT_SCALE_DN, Architecture, Network, build, zero_last_layer
@@ -40,7 +40,8 @@ class TrainState:
 
 
 LOG_FIELDS = ("epoch", "train_loss", "validation_loss", "learning_rate", "seconds")
-LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}  # in the network's normalised units (DN / 2000)
+# the function of each [optim] loss (keys as LOSS_LABELS), on the network's normalised units
+LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
 
 def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = None) -> Path:
@@ -262,7 +263,6 @@ def read_log(run_dir: Path) -> list[dict[str, str]]:
 
 
 _ROLE_TAGS = {2: "t2x", 6: "s6x", 4: "x4-5m"}
-_LOSS_LABELS = {"l1": "L1", "mse": "MSE"}
 
 
 def export_run(run_dir: Path, version: str = "0.1.0", name: str | None = None) -> Path:
@@ -279,7 +279,7 @@ def export_run(run_dir: Path, version: str = "0.1.0", name: str | None = None) -
     log = read_log(run_dir)
     seconds = sum(float(row["seconds"]) for row in log)
     name = name or f"{config['name']}-{_ROLE_TAGS[scale]}"
-    loss = _LOSS_LABELS[config["optim"].get("loss", "l1")]
+    loss = LOSS_LABELS[config["optim"].get("loss", "l1")]
     source = (
         f"SEN2VENµS site(s) ({', '.join(Path(s).name for s in data['train'])}: real Sentinel-2 / "
         "VENµS 5 m pairs)"
