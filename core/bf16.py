@@ -90,17 +90,19 @@ class Bf16Session:
     ) -> list[npt.NDArray[np.float32]]:
         """The graph's single output for ``feeds`` (``output_names`` must be None).
 
-        The inputs are widened on the right by repeating their last column to a multiple of
+        The image inputs are widened on the right by repeating their last column to a multiple of
         ALIGN_COLUMNS_PX 10 m columns (and of every input's grid factor), and the output is
         cut back: an output pixel depends only on inputs within the receptive field, so the
         tile's centre (a halo of at least the receptive field inside its edges) is unchanged.
         """
-        cols = max(array.shape[-1] for array in feeds.values())
-        factors = {name: cols // array.shape[-1] for name, array in feeds.items()}
+        images = {name: array for name, array in feeds.items() if array.ndim == 4}  # not w60
+        cols = max(array.shape[-1] for array in images.values())
+        factors = {name: cols // array.shape[-1] for name, array in images.items()}
         wide = round_up(cols, math.lcm(ALIGN_COLUMNS_PX, *factors.values()))
         if wide != cols:
             feeds = {
-                name: _widen(array, (wide - cols) // factors[name]) for name, array in feeds.items()
+                **feeds,
+                **{name: _widen(a, (wide - cols) // factors[name]) for name, a in images.items()},
             }
         body = self._body_request.infer(feeds)[self._body.outputs[0]]
         skip = self._skip_request.infer(feeds)[self._skip.outputs[0]]

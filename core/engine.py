@@ -22,10 +22,11 @@ import numpy.typing as npt
 from dsen2 import __version__
 from dsen2.bands import BANDS_10M, BY_NAME, OUTPUT_5M, OUTPUT_20M, OUTPUT_ALL
 from dsen2.catalogue import ResolvedModel, resolve_models
+from dsen2.detail import DetailFit
 from dsen2.errors import CancelledError, WindowError
 from dsen2.grid import Nesting
 from dsen2.inference import Device, Precision, Session, create_session, run_session, session_device
-from dsen2.modelmeta import ModelMetadata
+from dsen2.modelmeta import DETAIL_INPUT, ModelMetadata
 from dsen2.nodata import fill_nodata, valid_mask
 from dsen2.product import Product
 from dsen2.progress import CancelPredicate, ProgressCallback, never_cancelled, no_progress
@@ -44,7 +45,13 @@ BF16_TILE_SIZE_PX = 768
 BAND_SETS = {"all": OUTPUT_ALL, "20m": OUTPUT_20M, "5m": OUTPUT_5M}
 _INPUT_FACTORS = {"b10": 1, "b20": 2, "b60": 6}  # graph input → its grid over the 10 m grid
 _PREFETCH_TILES = 2
+# Scene detail weights (dsen2.detail) are fitted on up to DETAIL_WINDOWS_PER_AXIS² windows of
+# DETAIL_WINDOW_PX spread evenly over the whole image, whatever the ROI: a full tile then reads
+# about 2 % of its 10 m pixels once more, and a ROI's output equals that part of a whole run.
+DETAIL_WINDOW_PX = 384
+DETAIL_WINDOWS_PER_AXIS = 4
 ArrayT = TypeVar("ArrayT", bound=np.ndarray)
+ReadFunction = Callable[[tuple[str, ...], Window], npt.NDArray[np.uint16]]
 
 
 def default_tile_size_px(precision: Precision) -> int:
@@ -167,6 +174,13 @@ def superresolve(
     spec = _output_spec(product, output, infos[0], nesting, plan, options, models)
     tiles = plan.tiles
     with open_output(spec) as sink, open_tile_reader(product, nesting, needed) as reader:
+        detail_weights = (
+            scene_detail_weights(
+                reader.read, image_window(nesting, None), groups, product.radiometry
+            )
+            if needs_detail_weights(models)
+            else None
+        )
 
         def read(window: Window) -> Tile:
             padded = window.grown(plan.read_halo_px)
@@ -180,7 +194,14 @@ def superresolve(
                 if is_cancelled():
                     raise CancelledError("cancelled by the user; no output was written")
                 stack = process_tile(
-                    tile, plan, groups, sessions, models, product.radiometry, options
+                    tile,
+                    plan,
+                    groups,
+                    sessions,
+                    models,
+                    product.radiometry,
+                    options,
+                    detail_weights,
                 )
                 target = tile.window.shifted(-plan.image.col_off, -plan.image.row_off)
                 target = target.scaled(options.output_factor)
@@ -258,6 +279,57 @@ def input_groups(models: dict[int, ResolvedModel]) -> dict[int, tuple[str, ...]]
     return groups
 
 
+def needs_detail_weights(models: dict[int, ResolvedModel]) -> bool:
+    """Whether a model of the run takes the scene's detail weights (``w60``)."""
+    return any(model.metadata.detail_weights for model in models.values())
+
+
+def scene_detail_weights(
+    read: ReadFunction,
+    image: Window,
+    groups: dict[int, tuple[str, ...]],
+    radiometry: Radiometry,
+) -> npt.NDArray[np.float32]:
+    """The scene's detail weights [2, 4] (dsen2.detail), fitted on windows spread over
+    ``image`` (the whole nested image, 10 m pixels). ``read(bands, window)`` gives raw DN of
+    bands of one grid over a 10 m window, as the tile reader does."""
+    fit = DetailFit(len(groups[1]), len(groups[6]))
+    for window in detail_windows(image):
+        fine, coarse = (read(groups[f], window) for f in (1, 6))
+        fit.add(
+            _network_or_zero(fine, groups[1], radiometry),
+            _network_or_zero(coarse, groups[6], radiometry),
+            6,
+        )
+    return fit.weights()
+
+
+def detail_windows(image: Window) -> list[Window]:
+    """Up to DETAIL_WINDOWS_PER_AXIS² windows of DETAIL_WINDOW_PX (6-px aligned) spread evenly
+    over ``image``; the image itself when it is smaller."""
+
+    def starts(length: int) -> list[int]:
+        if length <= DETAIL_WINDOW_PX:
+            return [0]
+        count = min(DETAIL_WINDOWS_PER_AXIS, math.ceil(length / DETAIL_WINDOW_PX))
+        free = length - DETAIL_WINDOW_PX
+        return sorted({round(i * free / (count - 1)) // 6 * 6 for i in range(count)})
+
+    width, height = min(image.width, DETAIL_WINDOW_PX), min(image.height, DETAIL_WINDOW_PX)
+    return [
+        Window(image.col_off + col, image.row_off + row, width // 6 * 6, height // 6 * 6)
+        for row in starts(image.height)
+        for col in starts(image.width)
+    ]
+
+
+def _network_or_zero(
+    raw: npt.NDArray[np.uint16], bands: tuple[str, ...], radiometry: Radiometry
+) -> npt.NDArray[np.float32]:
+    """Network units where every band holds data, 0 (no data) elsewhere."""
+    return np.where(valid_mask(raw), radiometry.to_network(raw, bands), np.float32(0))
+
+
 def process_tile(
     tile: Tile,
     plan: TilePlan,
@@ -266,8 +338,11 @@ def process_tile(
     models: dict[int, ResolvedModel],
     radiometry: Radiometry,
     options: RunOptions,
+    detail_weights: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.generic]:
-    """Fill no-data, run the networks, mask and convert one tile to output bands."""
+    """Fill no-data, run the networks, mask and convert one tile to output bands
+    (``detail_weights``: the scene's, from :func:`scene_detail_weights`, for models that take
+    them)."""
     margin = plan.read_halo_px - plan.net_halo_px
     halo = plan.net_halo_px
     out = options.output_factor
@@ -293,6 +368,10 @@ def process_tile(
         for name in metadata.input_bands:
             factor = _INPUT_FACTORS[name]
             feeds[name] = crop_margin(inputs[factor], trim // factor)[np.newaxis]
+        if metadata.detail_weights:
+            if detail_weights is None:
+                raise ValueError(f"model {metadata.name!r} needs the scene's detail weights")
+            feeds[DETAIL_INPUT] = detail_weights[np.newaxis]
         if valid_20m.any():
             result = crop_margin(run_session(session, feeds)[0], own_halo * out)
         else:  # nothing valid here: skip the network, the output is all no-data

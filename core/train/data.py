@@ -19,6 +19,7 @@ import numpy.typing as npt
 import torch
 
 from dsen2.degradation import block_mean, degrade, wald_pair
+from dsen2.detail import fit_detail_weights
 from dsen2.errors import ProductFormatError
 from dsen2.scene_archive import is_scene_archive, read_scene_archive, write_arrays
 
@@ -28,21 +29,25 @@ FloatArray = npt.NDArray[np.float32]
 @dataclass(frozen=True)
 class PatchSet:
     """Stacked patches: ``inputs[f]`` [n, bands, P/f, P/f] for grid roles f = 1, 2 (, 6) and
-    ``target`` [n, bands, P, P], in reflectance × 10000."""
+    ``target`` [n, bands, P, P], in reflectance × 10000; ``detail_weights`` [n, 2, 4] (6×, when
+    asked for) the detail weights (dsen2.detail) of the scene and factor each patch came from."""
 
     inputs: dict[int, torch.Tensor]
     target: torch.Tensor
     scenes: tuple[str, ...]
+    detail_weights: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.target.shape[0])
 
     def to(self, device: torch.device) -> PatchSet:
         """The same patches held on ``device`` (a GPU then batches without host copies)."""
+        weights = self.detail_weights
         return PatchSet(
             inputs={f: t.to(device) for f, t in self.inputs.items()},
             target=self.target.to(device),
             scenes=self.scenes,
+            detail_weights=None if weights is None else weights.to(device),
         )
 
 
@@ -54,13 +59,19 @@ def sample_patches(
     factors: Sequence[int],
     seed: int,
     offset_dn: float | None = None,
+    detail_weights: bool = False,
 ) -> PatchSet:
-    """Cut ``patches_per_scene`` random valid patches from each scene and degradation factor."""
+    """Cut ``patches_per_scene`` random valid patches from each scene and degradation factor;
+    with ``detail_weights`` (6×), each patch also carries its scene's weights at that factor,
+    fitted on the whole degraded scene as inference fits them on the whole product."""
     rng = np.random.default_rng(seed)
     inputs: dict[int, list[FloatArray]] = {}
     targets: list[FloatArray] = []
+    weights: list[FloatArray] = []
     for scene in scenes:
         for factor, (scene_inputs, target) in _pairs(scene, scale, factors, offset_dn):
+            if detail_weights:
+                scene_weights = fit_detail_weights(scene_inputs[1], scene_inputs[scale], scale)
             rows, cols = target.shape[1:]
             if rows < patch_px or cols < patch_px:
                 raise ValueError(
@@ -81,6 +92,8 @@ def sample_patches(
                 for f, w in window.items():
                     inputs.setdefault(f, []).append(w)
                 targets.append(patch_target)
+                if detail_weights:
+                    weights.append(scene_weights)
                 found += 1
     if not targets:
         raise ValueError(f"no valid patches in {list(scenes)}")
@@ -88,6 +101,7 @@ def sample_patches(
         inputs={f: torch.from_numpy(np.stack(v)) for f, v in inputs.items()},
         target=torch.from_numpy(np.stack(targets)),
         scenes=tuple(scenes),
+        detail_weights=torch.from_numpy(np.stack(weights)) if detail_weights else None,
     )
 
 
@@ -209,16 +223,23 @@ def random_band_gain(
     scale: int,
     gain_range: tuple[float, float],
     generator: torch.Generator,
-) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+    detail_weights: torch.Tensor | None = None,
+) -> tuple[dict[int, torch.Tensor], torch.Tensor, torch.Tensor | None]:
     """Scale each band of each patch by its own log-uniform random gain (spectral jitter), so
     the network cannot lean on one product level's ratios between bands (L1C against L2A, B8A
     standing in for B8). The target shares the gains of its coarse input bands (grid role
-    ``scale``): the degradation is linear, so every pair stays a valid pair."""
+    ``scale``): the degradation is linear, so every pair stays a valid pair. Detail weights
+    [n, coarse, fine] (6×) follow exactly: a fit on the scaled bands gives each weight times
+    its coarse band's gain over its 10 m band's."""
     by_role = {
         f: _log_uniform((*t.shape[:2], 1, 1), gain_range, generator).to(t.device)
         for f, t in batch.items()
     }
-    return {f: t * by_role[f] for f, t in batch.items()}, target * by_role[scale]
+    if detail_weights is not None:
+        coarse_gains = by_role[scale][:, :, :, 0]  # [n, coarse bands, 1]
+        fine_gains = by_role[1][:, :, 0, 0][:, None, :]  # [n, 1, 10 m bands]
+        detail_weights = detail_weights * coarse_gains / fine_gains
+    return {f: t * by_role[f] for f, t in batch.items()}, target * by_role[scale], detail_weights
 
 
 def _log_uniform(

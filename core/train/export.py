@@ -22,17 +22,26 @@ from onnx import numpy_helper
 from dsen2 import __version__
 from dsen2.catalogue import CATALOGUE_FILE, sha256_of
 from dsen2.errors import ModelError
-from dsen2.modelmeta import CONTRACTS, METADATA_KEY, ModelMetadata, read_metadata
+from dsen2.modelmeta import (
+    CONTRACTS,
+    DETAIL_INPUT,
+    DETAIL_SCHEMA_VERSION,
+    METADATA_KEY,
+    ModelMetadata,
+    read_metadata,
+)
 from dsen2.train.network import DSEN2, Network, build, zero_last_layer
 
 OPSET = 17
 _GRID_FACTORS = {"b10": 1, "b20": 2, "b60": 6}  # input grid over the 10 m grid
+_DETAIL_LAYERS = ("detail_head.", "detail_gain")  # what an export without detail weights lacks
 
 
 def metadata_for(
     model: Network, name: str, variant: str, trained: bool, training: str, version: str
 ) -> ModelMetadata:
     inputs, outputs = CONTRACTS[model.scale]
+    detail_weights = bool(getattr(model, "detail_weights", False))
     return ModelMetadata(
         name=name,
         variant=variant,
@@ -46,18 +55,23 @@ def metadata_for(
         trained=trained,
         training=training,
         version=version,
+        schema_version=DETAIL_SCHEMA_VERSION if detail_weights else 1,
+        detail_weights=detail_weights,
     )
 
 
 def export(model: Network, path: Path, metadata: ModelMetadata) -> Path:
     """Export ``model`` to ``path`` as one self-contained .onnx file carrying ``metadata``."""
     model = model.eval()
-    names = list(metadata.input_bands)
+    names = list(metadata.graph_inputs)
     args = tuple(torch.from_numpy(array) for array in _example_inputs(metadata).values())
     output = metadata.output_name
     dynamic = {
-        name: {0: "batch", 2: f"rows_{name}", 3: f"cols_{name}"} for name in [*names, output]
+        name: {0: "batch", 2: f"rows_{name}", 3: f"cols_{name}"}
+        for name in [*metadata.input_bands, output]
     }
+    if metadata.detail_weights:
+        dynamic[DETAIL_INPUT] = {0: "batch"}
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         torch.onnx.export(
@@ -89,6 +103,9 @@ def _example_inputs(metadata: ModelMetadata, size_px: int = 36) -> dict[str, np.
     for name, bands in metadata.input_bands.items():
         side_px = size_px // _GRID_FACTORS[name]
         inputs[name] = (rng.random((1, len(bands), side_px, side_px)) * 3000).astype(np.float32)
+    if metadata.detail_weights:
+        shape = (1, len(metadata.output_bands), len(metadata.input_bands["b10"]))
+        inputs[DETAIL_INPUT] = (rng.random(shape) * 2 - 0.5).astype(np.float32)
     return inputs
 
 
@@ -96,6 +113,9 @@ def load_exported(model: Network, path: Path) -> Network:
     """Load into ``model`` the weights of a model that :func:`export` wrote (the inverse of
     export, for fine-tuning a shipped model on new scenes), and check that the loaded network
     reproduces the file's own output: same scale, depth, width and consistency layer.
+
+    A network built with detail weights may start from an export without them: its detail
+    layers keep their zero start, so it computes what the export computes.
 
     Raises:
         ModelError: not a dsen2 export, or a network of another shape than ``model``.
@@ -113,6 +133,8 @@ def load_exported(model: Network, path: Path) -> Network:
         for tensor in onnx.load(str(path)).graph.initializer
     }
     state = model.state_dict()
+    if getattr(model, "detail_weights", False) and not metadata.detail_weights:
+        weights.update({k: v for k, v in state.items() if k.startswith(_DETAIL_LAYERS)})
     missing = [key for key in state if key not in weights or weights[key].shape != state[key].shape]
     if missing:
         raise ModelError(f"{str(path)!r} lacks weights {missing[:4]} of this network")
@@ -127,8 +149,11 @@ def _check_reproduces(model: Network, path: Path, metadata: ModelMetadata) -> No
     feeds = _example_inputs(metadata)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (expected,) = session.run(None, feeds)
+    args = [torch.from_numpy(array) for array in feeds.values()]
+    if getattr(model, "detail_weights", False) and not metadata.detail_weights:
+        args.append(torch.ones(1, model.out_bands, len(metadata.input_bands["b10"])))
     with torch.no_grad():
-        got = model.eval()(*(torch.from_numpy(array) for array in feeds.values())).numpy()
+        got = model.eval()(*args).numpy()
     if not np.allclose(got, expected, rtol=1e-4, atol=0.05):
         raise ModelError(
             f"the network built from the experiment does not reproduce {str(path)!r} "

@@ -54,7 +54,13 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
     train_set, validation_set = (patches.to(device) for patches in _patch_sets(config))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed patch shapes: pick the fastest kernels
-    model = build(config.scale, config.architecture, seed=config.seed, consistent=config.consistent)
+    model = build(
+        config.scale,
+        config.architecture,
+        seed=config.seed,
+        consistent=config.consistent,
+        detail_weights=config.detail_weights,
+    )
     if config.init_from is not None:
         load_exported(model, Path(config.init_from))  # fine-tuning: init does not apply
     elif config.init == "bilinear":
@@ -172,6 +178,7 @@ def _patch_sets(config: ExperimentConfig) -> tuple[PatchSet, PatchSet]:
         factors,
         config.seed,
         data.offset_dn,
+        config.detail_weights,
     )
     validation_set = sample_patches(
         data.validation,
@@ -181,6 +188,7 @@ def _patch_sets(config: ExperimentConfig) -> tuple[PatchSet, PatchSet]:
         (config.scale,),
         config.seed + 1,
         data.offset_dn,
+        config.detail_weights,
     )
     return train_set, validation_set
 
@@ -203,6 +211,7 @@ def _train_epoch(
         index = order[start : start + config.optim.batch_size].to(data.target.device)
         inputs = {f: t[index] for f, t in data.inputs.items()}
         target = data.target[index]
+        weights = None if data.detail_weights is None else data.detail_weights[index]
         if config.data.augment:
             inputs, target = augment(inputs, target, generator)
         if config.data.atmosphere_probability is not None:
@@ -212,11 +221,11 @@ def _train_epoch(
         if config.data.gain_range is not None:
             inputs, target = random_gain(inputs, target, config.data.gain_range, generator)
         if config.data.band_gain_range is not None:
-            inputs, target = random_band_gain(
-                inputs, target, config.scale, config.data.band_gain_range, generator
+            inputs, target, weights = random_band_gain(
+                inputs, target, config.scale, config.data.band_gain_range, generator, weights
             )
         with torch.autocast(device.type, torch.bfloat16, enabled=config.precision == "bf16"):
-            loss = _loss(model, inputs, target, config.optim.loss, device)
+            loss = _loss(model, inputs, target, weights, config.optim.loss, device)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -232,7 +241,8 @@ def _evaluate(model: Network, data: PatchSet, loss: str, device: torch.device) -
     for start in range(0, len(data), 256):
         inputs = {f: t[start : start + 256] for f, t in data.inputs.items()}
         target = data.target[start : start + 256]
-        total += float(_loss(model, inputs, target, loss, device)) * len(target)
+        weights = None if data.detail_weights is None else data.detail_weights[start : start + 256]
+        total += float(_loss(model, inputs, target, weights, loss, device)) * len(target)
     return total / len(data)
 
 
@@ -240,11 +250,14 @@ def _loss(
     model: Network,
     inputs: dict[int, torch.Tensor],
     target: torch.Tensor,
+    detail_weights: torch.Tensor | None,
     loss: str,
     device: torch.device,
 ) -> torch.Tensor:
     """The loss in the network's normalised units (DN / 2000), as the paper trains."""
     args = [inputs[f].to(device) for f in sorted(inputs)]
+    if detail_weights is not None:
+        args.append(detail_weights.to(device))
     output = model(*args).float()
     return LOSSES[loss](output / INPUT_SCALE_DN, target.to(device) / INPUT_SCALE_DN)
 
@@ -274,7 +287,14 @@ def export_run(run_dir: Path, version: str = "0.1.0", name: str | None = None) -
     config = checkpoint["config"]  # the resolved experiment, as trained
     architecture, data, scale = config["architecture"], config["data"], config["scale"]
     consistent = bool(config.get("consistent", False))
-    model = build(scale, Architecture(**architecture), seed=None, consistent=consistent)
+    detail_weights = bool(config.get("detail_weights", False))
+    model = build(
+        scale,
+        Architecture(**architecture),
+        seed=None,
+        consistent=consistent,
+        detail_weights=detail_weights,
+    )
     model.load_state_dict(checkpoint["model"])
     log = read_log(run_dir)
     seconds = sum(float(row["seconds"]) for row in log)
@@ -296,6 +316,7 @@ def export_run(run_dir: Path, version: str = "0.1.0", name: str | None = None) -
         f"{seconds / 60:.1f} min on {config['device']} ({platform.machine()}), "
         f"{config.get('precision', 'fp32')} training"
         + ("; block-mean consistency layer" if consistent else "")
+        + ("; scene detail weights input" if detail_weights else "")
         + (f"; fine-tuned from {Path(config['init_from']).name}" if config.get("init_from") else "")
     )
     metadata = metadata_for(model, name, architecture["name"], True, summary, version)

@@ -17,6 +17,7 @@ from torch import nn
 from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_20M_TO_5M, BANDS_60M, OUTPUT_5M
 
 INPUT_SCALE_DN = 2000.0
+DETAIL_GAIN_STEP = 100.0  # the detail gain's scale over its stored parameter (DSen2)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,11 @@ class DSen2(nn.Module):
         residual_scale: factor on each ResBlock's residual (0.1 in the paper).
         consistent: end in the block-mean consistency layer (:func:`block_consistent`): every
             scale×scale block of an output band then averages exactly to the input coarse pixel.
+        detail_weights: (6× only) take the scene's detail weights ``w60`` [N, 2, 4]
+            (dsen2.detail) as a fourth input: the weighted sum of the 10 m bands, less its
+            6×6 block means, enters the head as two more channels and, times a learned gain per
+            band, the skip. Both start at zero, so a network fine-tuned into this shape starts
+            as the network it was.
     """
 
     def __init__(
@@ -106,14 +112,18 @@ class DSen2(nn.Module):
         feature_size: int = 128,
         residual_scale: float = 0.1,
         consistent: bool = False,
+        detail_weights: bool = False,
     ) -> None:
         super().__init__()
         if scale not in (2, 6):
             raise ValueError(f"scale must be 2 or 6, got {scale}")
+        if detail_weights and scale != 6:
+            raise ValueError("detail weights are an input of the 6× network only")
         self.scale = scale
         self.num_blocks = num_blocks
         self.feature_size = feature_size
         self.consistent = consistent
+        self.detail_weights = detail_weights
         in_bands = len(BANDS_10M) + len(BANDS_20M) + (len(BANDS_60M) if scale == 6 else 0)
         self.out_bands = len(BANDS_20M) if scale == 2 else len(BANDS_60M)
         self.input_scale: torch.Tensor
@@ -123,15 +133,32 @@ class DSen2(nn.Module):
             *(ResBlock(feature_size, residual_scale) for _ in range(num_blocks))
         )
         self.tail = nn.Conv2d(feature_size, self.out_bands, 3, padding=1)
+        if detail_weights:
+            self.detail_head = nn.Conv2d(self.out_bands, feature_size, 3, padding=1)
+            # the gain is stored ÷ DETAIL_GAIN_STEP: Adam-type optimisers move a parameter by
+            # about the learning rate per step, which would take this one gain thousands of steps
+            # to reach O(1); stored this way it moves 100× faster than the convolutions' weights
+            self.detail_gain = nn.Parameter(torch.zeros(1, self.out_bands, 1, 1))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         he_uniform_(self)
+        if self.detail_weights:
+            with torch.no_grad():
+                self.detail_head.weight.zero_()
+                if self.detail_head.bias is not None:
+                    self.detail_head.bias.zero_()
+                self.detail_gain.zero_()
 
     def forward(
-        self, b10: torch.Tensor, b20: torch.Tensor, b60: torch.Tensor | None = None
+        self,
+        b10: torch.Tensor,
+        b20: torch.Tensor,
+        b60: torch.Tensor | None = None,
+        w60: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Super-resolve. Inputs in DN: b10 [N,4,H,W], b20 [N,6,H/2,W/2], b60 [N,2,H/6,W/6]."""
+        """Super-resolve. Inputs in DN: b10 [N,4,H,W], b20 [N,6,H/2,W/2], b60 [N,2,H/6,W/6];
+        w60 [N,2,4] the scene's detail weights (networks built with ``detail_weights``)."""
         up20 = F.interpolate(b20, scale_factor=2.0, mode="bilinear", align_corners=False)
         parts = [b10, up20]
         if self.scale == 6:
@@ -143,9 +170,18 @@ class DSen2(nn.Module):
         else:
             coarse, skip = b20, up20
         x = torch.cat(parts, dim=1) / self.input_scale
-        y = self.tail(self.blocks(F.relu(self.head(x))))
+        features = self.head(x)
+        if self.detail_weights:
+            if w60 is None:
+                raise ValueError("this network needs the scene's detail weights w60")
+            weighted = torch.einsum("nbk,nkhw->nbhw", w60, b10)
+            detail = weighted - block_means(weighted, self.scale)  # zero mean on every block
+            features = features + self.detail_head(detail / self.input_scale)
+        y = self.tail(self.blocks(F.relu(features)))
         if self.consistent:
             y, skip = block_consistent(y, skip, coarse, self.scale)
+        if self.detail_weights:
+            skip = skip + self.detail_gain * (detail * DETAIL_GAIN_STEP)  # gain stays a weight
         return (y + skip / self.input_scale) * self.input_scale
 
     @property
@@ -219,17 +255,28 @@ Network = DSen2 | DSen2To5m
 
 
 def build(
-    scale: int, architecture: Architecture = DSEN2, seed: int | None = 0, consistent: bool = False
+    scale: int,
+    architecture: Architecture = DSEN2,
+    seed: int | None = 0,
+    consistent: bool = False,
+    detail_weights: bool = False,
 ) -> Network:
     """A freshly initialised network for ``scale`` 2, 6 or 4 (5 m), seeded for reproducibility;
-    ``consistent`` adds the block-mean consistency layer (2× and 6× only)."""
+    ``consistent`` adds the block-mean consistency layer (2× and 6× only), ``detail_weights``
+    the scene detail weights input (6× only)."""
     if seed is not None:
         torch.manual_seed(seed)
     if scale == DSen2To5m.scale:
-        if consistent:
-            raise ValueError("the consistency layer is for the 2× and 6× networks only")
+        if consistent or detail_weights:
+            raise ValueError("consistent and detail_weights are for the 2× and 6× networks")
         return DSen2To5m(architecture.num_blocks, architecture.feature_size)
-    return DSen2(scale, architecture.num_blocks, architecture.feature_size, consistent=consistent)
+    return DSen2(
+        scale,
+        architecture.num_blocks,
+        architecture.feature_size,
+        consistent=consistent,
+        detail_weights=detail_weights,
+    )
 
 
 def zero_last_layer(model: Network) -> Network:

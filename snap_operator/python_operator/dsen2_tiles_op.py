@@ -154,6 +154,7 @@ class DSen2TilesOp:
         self._models: dict[int, ResolvedModel] = {}
         self._sessions: dict[int, Session] = {}
         self._radiometry = Radiometry()
+        self._detail_weights: npt.NDArray[np.float32] | None = None
 
     def initialize(self, context: Any) -> None:
         """Check the source, load the networks and define the 10 m target product."""
@@ -204,6 +205,14 @@ class DSen2TilesOp:
         self._extender = snap.jpy.get_type("javax.media.jai.BorderExtender").createInstance(
             snap.jpy.get_type("javax.media.jai.BorderExtender").BORDER_REFLECT
         )
+        if engine.needs_detail_weights(self._models):  # the scene's, once, as dsen2 run does
+
+            def read(bands: tuple[str, ...], window: Window) -> npt.NDArray[np.uint16]:
+                return np.stack([self._read(context, band, window) for band in bands])
+
+            self._detail_weights = engine.scene_detail_weights(
+                read, image_window(self._nesting, None), self._groups, self._radiometry
+            )
         context.setTargetProduct(self._target_product(snap, source, grids["B2"]))
 
     def computeTileStack(  # noqa: N802 (SNAP's PyOperator calls this name)
@@ -227,7 +236,14 @@ class DSen2TilesOp:
         )
         options = self._run_options
         stack = engine.process_tile(
-            tile, self._plan, self._groups, self._sessions, self._models, self._radiometry, options
+            tile,
+            self._plan,
+            self._groups,
+            self._sessions,
+            self._models,
+            self._radiometry,
+            options,
+            self._detail_weights,
         )
         computed = dict(zip(options.output_bands, stack, strict=True))
         raw_10m = engine.crop_margin(tile.raw[1], self._plan.read_halo_px)

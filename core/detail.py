@@ -1,0 +1,105 @@
+"""Scene detail weights: how each 60 m band's detail follows the four 10 m bands' in one scene.
+
+A 6× network that takes these weights (graph input ``w60``, metadata ``detail_weights``) adds
+the weighted 10 m detail to its output, so it adapts to the scene's own band relations instead of
+the average relation of its few training scenes (``models/dsen2-s6x-*.md``). For each coarse
+band the weights are the least-squares fit, over the scene's valid pixels at the coarse grid,
+between the high-pass parts (image minus its Gaussian blur of ``HIGH_PASS_SIGMA_PX``) of the
+coarse band and of the 10 m bands degraded to that grid with the paper's degradation. The fit
+assumes the relation holds one scale finer (the paper's self-similarity).
+
+The same fit serves inference (the product's own 60 m and 10 m bands), the reduced-scale
+evaluation and training (the degraded scene), so the network sees weights made one way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from dsen2.degradation import degrade, gaussian_blur
+
+HIGH_PASS_SIGMA_PX = 1.0  # at the coarse band's grid
+MIN_SAMPLES = 64  # coarse pixels below which a scene gives no weights (zeros: no injection)
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass
+class DetailFit:
+    """Accumulated normal equations of the fit, window by window (the engine reads a product in
+    windows; a scene in memory is one window).
+
+    Attributes:
+        gram: [fine bands, fine bands] sum of xxᵀ over valid coarse pixels.
+        moment: [fine bands, coarse bands] sum of x yᵀ.
+        samples: how many coarse pixels were summed.
+    """
+
+    fine_bands: int
+    coarse_bands: int
+    gram: npt.NDArray[np.float64] = field(init=False)
+    moment: npt.NDArray[np.float64] = field(init=False)
+    samples: int = 0
+
+    def __post_init__(self) -> None:
+        self.gram = np.zeros((self.fine_bands, self.fine_bands))
+        self.moment = np.zeros((self.fine_bands, self.coarse_bands))
+
+    def add(self, fine: FloatArray, coarse: FloatArray, factor: int) -> None:
+        """Add one window: ``fine`` [4, H, W] at the finer grid, ``coarse`` [bands, H/factor,
+        W/factor], network units, 0 = no data (such pixels are left out)."""
+        fine_at_coarse = degrade(fine, factor)
+        valid = np.all(coarse != 0, axis=0) & _block_all(np.all(fine != 0, axis=0), factor)
+        valid = _eroded(valid, int(4 * HIGH_PASS_SIGMA_PX + 0.5))  # the blur's reach (its taps)
+        if not valid.any():
+            return
+        design = _high_pass(fine_at_coarse)[:, valid].astype(np.float64)
+        observed = _high_pass(coarse)[:, valid].astype(np.float64)
+        self.gram += design @ design.T
+        self.moment += design @ observed.T
+        self.samples += int(valid.sum())
+
+    def weights(self) -> FloatArray:
+        """[coarse bands, fine bands] weights; zeros when too few pixels were valid or the 10 m
+        bands' detail is degenerate (the network then injects nothing)."""
+        zeros = np.zeros((self.coarse_bands, self.fine_bands), np.float32)
+        if self.samples < MIN_SAMPLES:
+            return zeros
+        try:
+            solved = np.linalg.solve(self.gram, self.moment)
+        except np.linalg.LinAlgError:
+            return zeros
+        if not np.all(np.isfinite(solved)):
+            return zeros
+        return np.asarray(solved.T, np.float32)
+
+
+def fit_detail_weights(fine: FloatArray, coarse: FloatArray, factor: int) -> FloatArray:
+    """The weights of one scene held in memory (see :class:`DetailFit`)."""
+    fit = DetailFit(fine.shape[0], coarse.shape[0])
+    fit.add(fine, coarse, factor)
+    return fit.weights()
+
+
+def _high_pass(stack: FloatArray) -> FloatArray:
+    return stack - gaussian_blur(stack, HIGH_PASS_SIGMA_PX)
+
+
+def _eroded(mask: npt.NDArray[np.bool_], radius_px: int) -> npt.NDArray[np.bool_]:
+    """``mask`` less every pixel within ``radius_px`` (a square) of a False one: the pixels
+    whose high-pass no no-data value reaches. The image edges are mirrored by the blur, so
+    they keep their pixels."""
+    rows, cols = mask.shape
+    reach = range(2 * radius_px + 1)
+    padded = np.pad(mask, ((radius_px, radius_px), (0, 0)), mode="edge")
+    along_cols = np.logical_and.reduce([padded[shift : shift + rows] for shift in reach])
+    padded = np.pad(along_cols, ((0, 0), (radius_px, radius_px)), mode="edge")
+    return np.asarray(np.logical_and.reduce([padded[:, shift : shift + cols] for shift in reach]))
+
+
+def _block_all(mask: npt.NDArray[np.bool_], factor: int) -> npt.NDArray[np.bool_]:
+    rows, cols = mask.shape
+    blocks = mask.reshape(rows // factor, factor, cols // factor, factor)
+    return np.asarray(blocks.all(axis=(1, 3)))

