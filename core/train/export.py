@@ -3,7 +3,8 @@
     python -m dsen2.train.export baseline models/   # re-create the untrained baselines
 
 The graph inputs are ``b10`` [N,4,H,W], ``b20`` [N,6,H/2,W/2] (and ``b60`` [N,2,H/6,W/6] for
-6×), the output ``sr20`` [N,6,H,W] or ``sr60`` [N,2,H,W], float32 DN, dynamic N, H and W. The 4×
+6×, and ``w60`` [N,2,4] for a 6× net built with detail weights: dsen2.detail), the output
+``sr20`` [N,6,H,W] or ``sr60`` [N,2,H,W], float32 DN, dynamic N, H and W. The 4×
 (5 m) networks take ``b10`` [N,4,H,W] and ``b20`` [N,4,H/2,W/2] (B5 B6 B7 B8A) and give ``sr05``
 [N,8,2H,2W].
 """
