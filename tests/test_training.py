@@ -346,9 +346,10 @@ def test_band_gain_keeps_each_target_band_with_its_input_band() -> None:
 
     generator = torch.Generator().manual_seed(1)
     inputs = {1: torch.ones(64, 4, 12, 12), 2: torch.ones(64, 6, 6, 6), 6: torch.ones(64, 2, 2, 2)}
-    scaled, target = random_band_gain(
+    scaled, target, weights = random_band_gain(
         inputs, torch.ones(64, 2, 12, 12) * 5, 6, (0.5, 2.0), generator
     )
+    assert weights is None  # no detail weights given, none returned
     gains = {f: t[:, :, 0, 0] for f, t in scaled.items()}
     assert all(float(g.min()) >= 0.5 and float(g.max()) <= 2.0 for g in gains.values())
     assert float(gains[1][:, 0].sub(gains[1][:, 1]).abs().max()) > 0.1  # bands independent
