@@ -22,7 +22,7 @@ import numpy.typing as npt
 from dsen2.degradation import degrade, gaussian_blur
 
 HIGH_PASS_SIGMA_PX = 1.0  # at the coarse band's grid
-MIN_SAMPLES = 64  # coarse pixels below which a scene gives no weights (zeros: no injection)
+MIN_SAMPLES = 16  # coarse pixels (4 per weight) below which a scene gives no weights (zeros)
 FloatArray = npt.NDArray[np.float32]
 
 
@@ -49,8 +49,9 @@ class DetailFit:
 
     def add(self, fine: FloatArray, coarse: FloatArray, factor: int) -> None:
         """Add one window: ``fine`` [4, H, W] at the finer grid, ``coarse`` [bands, H/factor,
-        W/factor], network units, 0 = no data (such pixels are left out)."""
-        fine_at_coarse = degrade(fine, factor)
+        W/factor], network units, 0 = no data (such pixels are left out). ``factor`` 1 fits
+        two stacks on one grid as they are (a diagnostic: the relation one scale finer)."""
+        fine_at_coarse = fine if factor == 1 else degrade(fine, factor)
         valid = np.all(coarse != 0, axis=0) & _block_all(np.all(fine != 0, axis=0), factor)
         valid = _eroded(valid, int(4 * HIGH_PASS_SIGMA_PX + 0.5))  # the blur's reach (its taps)
         if not valid.any():

@@ -25,43 +25,28 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import numpy.typing as npt
 
 from dsen2.bands import BANDS_BY_GRID
 from dsen2.catalogue import resolve_models
-from dsen2.degradation import degrade, gaussian_blur, wald_pair
+from dsen2.degradation import degrade, wald_pair
+from dsen2.detail import fit_detail_weights
 from dsen2.evaluation import FloatArray, evaluate, load_scene
 from dsen2.metrics import rmse
 from dsen2.resample import upsample
 
-HIGH_PASS_SIGMA_PX = 1.0  # at the coarse band's grid
-
 
 def detail_injection(inputs: dict[int, FloatArray], scale: int) -> FloatArray:
-    """Each coarse band sharpened by the 10 m bands' detail, weights fitted per scene (see the
-    module's text). ``inputs`` are the degraded arrays of `dsen2.degradation.wald_pair`."""
+    """Each coarse band sharpened by the 10 m bands' detail, weights fitted per scene by
+    `dsen2.detail.fit_detail_weights` (the module's text). ``inputs`` are the degraded arrays
+    of `dsen2.degradation.wald_pair`."""
     fine = inputs[1]  # the 10 m bands at the target's grid
     coarse = inputs[scale]
     estimate = upsample(coarse, scale, "bicubic")
-    for band, weights in enumerate(detail_weights(degrade(fine, scale), coarse)):
+    for band, weights in enumerate(fit_detail_weights(fine, coarse, scale)):
         synthetic = np.tensordot(weights, fine, axes=1)[np.newaxis].astype(np.float32)
         detail = synthetic - upsample(degrade(synthetic, scale), scale, "bicubic")
         estimate[band] += detail[0]
     return estimate
-
-
-def detail_weights(fine: FloatArray, coarse: FloatArray) -> npt.NDArray[np.float64]:
-    """[coarse bands, fine bands] least-squares weights between the high-pass parts of two
-    stacks on one grid, over the pixels where neither has no-data (0)."""
-    valid = np.all(coarse != 0, axis=0) & np.all(fine != 0, axis=0)
-    design = _high_pass(fine)[:, valid].T
-    observed = _high_pass(coarse)[:, valid].T
-    weights, *_ = np.linalg.lstsq(design, observed, rcond=None)
-    return np.asarray(weights.T)
-
-
-def _high_pass(stack: FloatArray) -> FloatArray:
-    return stack - gaussian_blur(stack, HIGH_PASS_SIGMA_PX)
 
 
 def main() -> int:
@@ -89,8 +74,8 @@ def main() -> int:
         ratios = [f"{column.mean() / columns[0].mean():.3f}" for column in columns]
         print(f"| {name} | ratio to bicubic | " + " | ".join(ratios) + " |")
         if args.weights:
-            fitted = detail_weights(degrade(inputs[1], args.scale), inputs[args.scale])
-            one_finer = detail_weights(inputs[1], target)
+            fitted = fit_detail_weights(inputs[1], inputs[args.scale], args.scale)
+            one_finer = fit_detail_weights(inputs[1], target, 1)
             weights_rows.extend(
                 f"| {name} | {band} | {_listed(a)} | {_listed(b)} |"
                 for band, a, b in zip(BANDS_BY_GRID[args.scale], fitted, one_finer, strict=True)
@@ -102,7 +87,7 @@ def main() -> int:
     return 0
 
 
-def _listed(weights: npt.NDArray[np.float64]) -> str:
+def _listed(weights: FloatArray) -> str:
     return " ".join(f"{w:+.2f}" for w in weights)
 
 

@@ -42,7 +42,7 @@ def metadata_for(
     model: Network, name: str, variant: str, trained: bool, training: str, version: str
 ) -> ModelMetadata:
     inputs, outputs = CONTRACTS[model.scale]
-    detail_weights = bool(getattr(model, "detail_weights", False))
+    detail_weights = model.detail_weights
     return ModelMetadata(
         name=name,
         variant=variant,
@@ -134,7 +134,7 @@ def load_exported(model: Network, path: Path) -> Network:
         for tensor in onnx.load(str(path)).graph.initializer
     }
     state = model.state_dict()
-    if getattr(model, "detail_weights", False) and not metadata.detail_weights:
+    if model.detail_weights and not metadata.detail_weights:
         weights.update({k: v for k, v in state.items() if k.startswith(_DETAIL_LAYERS)})
     missing = [key for key in state if key not in weights or weights[key].shape != state[key].shape]
     if missing:
@@ -151,7 +151,7 @@ def _check_reproduces(model: Network, path: Path, metadata: ModelMetadata) -> No
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (expected,) = session.run(None, feeds)
     args = [torch.from_numpy(array) for array in feeds.values()]
-    if getattr(model, "detail_weights", False) and not metadata.detail_weights:
+    if model.detail_weights and not metadata.detail_weights:
         args.append(torch.ones(1, model.out_bands, len(metadata.input_bands["b10"])))
     with torch.no_grad():
         got = model.eval()(*args).numpy()

@@ -211,6 +211,7 @@ class DSen2To5m(nn.Module):
     """
 
     scale = 4
+    detail_weights = False  # scene detail weights are a 6× input only
 
     def __init__(
         self, num_blocks: int = 6, feature_size: int = 128, residual_scale: float = 0.1
