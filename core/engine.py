@@ -171,9 +171,8 @@ def superresolve(
         scale: create_session(model.path, options.device, options.threads, options.precision)
         for scale, model in models.items()
     }
-    spec = _output_spec(product, output, infos[0], nesting, plan, options, models)
     tiles = plan.tiles
-    with open_output(spec) as sink, open_tile_reader(product, nesting, needed) as reader:
+    with open_tile_reader(product, nesting, needed) as reader:
         detail_weights = (
             scene_detail_weights(
                 reader.read, image_window(nesting, None), groups, product.radiometry
@@ -181,39 +180,43 @@ def superresolve(
             if needs_detail_weights(models)
             else None
         )
+        spec = _output_spec(
+            product, output, infos[0], nesting, plan, options, models, groups, detail_weights
+        )
+        with open_output(spec) as sink:
 
-        def read(window: Window) -> Tile:
-            padded = window.grown(plan.read_halo_px)
-            return Tile(window, {f: reader.read(groups[f], padded) for f in factors})
+            def read(window: Window) -> Tile:
+                padded = window.grown(plan.read_halo_px)
+                return Tile(window, {f: reader.read(groups[f], padded) for f in factors})
 
-        read_pool = ThreadPoolExecutor(1, thread_name_prefix="dsen2-read")
-        write_pool = ThreadPoolExecutor(1, thread_name_prefix="dsen2-write")
-        try:
-            pending_writes: deque[Future[None]] = deque()
-            for index, tile in enumerate(_prefetched(read_pool, read, tiles)):
-                if is_cancelled():
-                    raise CancelledError("cancelled by the user; no output was written")
-                stack = process_tile(
-                    tile,
-                    plan,
-                    groups,
-                    sessions,
-                    models,
-                    product.radiometry,
-                    options,
-                    detail_weights,
-                )
-                target = tile.window.shifted(-plan.image.col_off, -plan.image.row_off)
-                target = target.scaled(options.output_factor)
-                pending_writes.append(write_pool.submit(sink.write, target, stack))
-                while len(pending_writes) > _PREFETCH_TILES:
-                    pending_writes.popleft().result()
-                progress((index + 1) / len(tiles), f"tile {index + 1}/{len(tiles)}")
-            for future in pending_writes:
-                future.result()
-        finally:
-            read_pool.shutdown(wait=True, cancel_futures=True)
-            write_pool.shutdown(wait=True, cancel_futures=True)
+            read_pool = ThreadPoolExecutor(1, thread_name_prefix="dsen2-read")
+            write_pool = ThreadPoolExecutor(1, thread_name_prefix="dsen2-write")
+            try:
+                pending_writes: deque[Future[None]] = deque()
+                for index, tile in enumerate(_prefetched(read_pool, read, tiles)):
+                    if is_cancelled():
+                        raise CancelledError("cancelled by the user; no output was written")
+                    stack = process_tile(
+                        tile,
+                        plan,
+                        groups,
+                        sessions,
+                        models,
+                        product.radiometry,
+                        options,
+                        detail_weights,
+                    )
+                    target = tile.window.shifted(-plan.image.col_off, -plan.image.row_off)
+                    target = target.scaled(options.output_factor)
+                    pending_writes.append(write_pool.submit(sink.write, target, stack))
+                    while len(pending_writes) > _PREFETCH_TILES:
+                        pending_writes.popleft().result()
+                    progress((index + 1) / len(tiles), f"tile {index + 1}/{len(tiles)}")
+                for future in pending_writes:
+                    future.result()
+            finally:
+                read_pool.shutdown(wait=True, cancel_futures=True)
+                write_pool.shutdown(wait=True, cancel_futures=True)
     return RunResult(
         output=output,
         width_px=plan.image.width * options.output_factor,
@@ -438,7 +441,11 @@ def _output_spec(
     plan: TilePlan,
     options: RunOptions,
     models: dict[int, ResolvedModel],
+    groups: dict[int, tuple[str, ...]],
+    detail_weights: npt.NDArray[np.float32] | None,
 ) -> OutputSpec:
+    """The output's grid, bands and tags; ``detail_weights`` (the scene's, for models that take
+    them) are recorded as DSEN2_DETAIL_WEIGHTS so a run can be audited and repeated."""
     nested_grid = info.grid.sub_grid(nesting.window_10m)
     grid = nested_grid.sub_grid(plan.image).refined(options.output_factor)
     radiometry = product.radiometry
@@ -481,6 +488,16 @@ def _output_spec(
             ]
         ),
     }
+    if detail_weights is not None:
+        tags["DSEN2_DETAIL_WEIGHTS"] = json.dumps(
+            {
+                coarse: {
+                    fine: round(float(weight), 6)
+                    for fine, weight in zip(groups[1], row, strict=True)
+                }
+                for coarse, row in zip(groups[6], detail_weights, strict=True)
+            }
+        )
     return OutputSpec(
         path=output,
         grid=grid,

