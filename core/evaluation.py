@@ -160,17 +160,27 @@ def _run_whole(
     """Run a network over whole degraded arrays, mirrored at the borders like the engine."""
     halo = round_up(model.metadata.receptive_field_px, scale)
     session = create_session(model.path, device, precision=precision)
-    feeds = {}
-    for factor in (1, 2, 6):
-        if factor > scale:
-            continue
-        pad = halo // factor
-        padded = np.pad(inputs[factor], ((0, 0), (pad, pad), (pad, pad)), mode="symmetric")
-        feeds[f"b{10 * factor}"] = padded[np.newaxis].astype(np.float32)
+    feeds = mirrored_feeds(inputs, scale, halo)
     if model.metadata.detail_weights:  # the degraded scene's own, as training fits them
         feeds[DETAIL_INPUT] = fit_detail_weights(inputs[1], inputs[scale], scale)[np.newaxis]
     output = run_session(session, feeds)[0]
     return output[:, halo:-halo, halo:-halo]
+
+
+def mirrored_feeds(
+    inputs: dict[int, FloatArray], scale: int, halo_px: int
+) -> dict[str, FloatArray]:
+    """The band inputs of a ``scale`` network over whole arrays, each mirrored by ``halo_px``
+    10 m pixels (``halo_px`` a multiple of ``scale``) as the engine mirrors at image borders;
+    the output then carries the same halo to cut."""
+    feeds = {}
+    for factor in (1, 2, 6):
+        if factor > scale:
+            continue
+        pad = halo_px // factor
+        padded = np.pad(inputs[factor], ((0, 0), (pad, pad), (pad, pad)), mode="symmetric")
+        feeds[f"b{10 * factor}"] = padded[np.newaxis].astype(np.float32)
+    return feeds
 
 
 def _score(

@@ -30,7 +30,7 @@ from dsen2.catalogue import ResolvedModel, resolve_models
 from dsen2.degradation import wald_pair
 from dsen2.detail import DetailFit, fit_detail_weights
 from dsen2.engine import detail_windows
-from dsen2.evaluation import FloatArray, load_scene
+from dsen2.evaluation import FloatArray, load_scene, mirrored_feeds
 from dsen2.inference import Device, Session, create_session, run_session
 from dsen2.metrics import rmse
 from dsen2.modelmeta import DETAIL_INPUT
@@ -52,12 +52,7 @@ class Scorer:
         self.bicubic_rmse = float(rmse(bicubic, self.target, self.valid).mean())
         self.halo = round_up(model.metadata.receptive_field_px, SCALE)
         self.session = session
-        self.feeds = {
-            f"b{10 * f}": np.pad(
-                self.inputs[f], ((0, 0), (self.halo // f,) * 2, (self.halo // f,) * 2), "symmetric"
-            )[np.newaxis].astype(np.float32)
-            for f in (1, 2, SCALE)
-        }
+        self.feeds = mirrored_feeds(self.inputs, SCALE, self.halo)
 
     def __call__(self, weights: FloatArray) -> float:
         feeds = {**self.feeds, DETAIL_INPUT: weights[np.newaxis].astype(np.float32)}
@@ -73,15 +68,13 @@ def window_fits(arrays: dict[int, FloatArray]) -> tuple[FloatArray, list[FloatAr
     fine = arrays[1][:, :rows, :cols]
     pooled = DetailFit(fine.shape[0], coarse.shape[0])
     singles = []
-    for window in detail_windows(Window(0, 0, cols, rows)):
-        part = (slice(window.row_off, window.row_end), slice(window.col_off, window.col_end))
-        coarse_part = tuple(slice(s.start // SCALE, s.stop // SCALE) for s in part)
-        pooled.add(fine[:, part[0], part[1]], coarse[:, coarse_part[0], coarse_part[1]], SCALE)
-        singles.append(
-            fit_detail_weights(
-                fine[:, part[0], part[1]], coarse[:, coarse_part[0], coarse_part[1]], SCALE
-            )
-        )
+    for w in detail_windows(Window(0, 0, cols, rows)):
+        fine_part = fine[:, w.row_off : w.row_end, w.col_off : w.col_end]
+        coarse_part = coarse[
+            :, w.row_off // SCALE : w.row_end // SCALE, w.col_off // SCALE : w.col_end // SCALE
+        ]
+        pooled.add(fine_part, coarse_part, SCALE)
+        singles.append(fit_detail_weights(fine_part, coarse_part, SCALE))
     return pooled.weights(), singles
 
 
