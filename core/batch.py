@@ -89,9 +89,17 @@ class ProductJob:
     options: RunOptions
     offset_dn: float | None = None
 
-    def outcome(self, status: Status, seconds: float | None, error: str | None = None) -> Outcome:
+    def outcome(
+        self,
+        status: Status,
+        seconds: float | None,
+        error: str | None = None,
+        warnings: tuple[str, ...] = (),
+    ) -> Outcome:
         output = self.output if status in (Status.DONE, Status.SKIPPED) else None
-        return Outcome(self.index, self.input, self.product_id, status, seconds, output, error)
+        return Outcome(
+            self.index, self.input, self.product_id, status, seconds, output, error, warnings
+        )
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,7 @@ class Outcome:
     seconds: float | None
     output: Path | None
     error: str | None = None
+    warnings: tuple[str, ...] = ()  # the run's (dsen2.engine.RunResult.warnings)
 
     def row(self) -> dict[str, str | float | None]:
         return {
@@ -114,6 +123,7 @@ class Outcome:
             "seconds": None if self.seconds is None else round(self.seconds, 3),
             "output": None if self.output is None else str(self.output),
             "error": self.error,
+            "warnings": " | ".join(self.warnings) or None,
         }
 
 
@@ -209,7 +219,7 @@ def process_product(job: ProductJob) -> Outcome:
     """
     started = time.perf_counter()
     try:
-        status = _superresolve_unless_current(job)
+        status, warnings = _superresolve_unless_current(job)
     except DSen2Error as error:
         return job.outcome(Status.FAILED, time.perf_counter() - started, str(error))
     except OSError:
@@ -217,10 +227,10 @@ def process_product(job: ProductJob) -> Outcome:
     except Exception as error:  # a bug: recorded on the product's row, not retried
         message = f"{type(error).__name__}: {error}"
         return job.outcome(Status.FAILED, time.perf_counter() - started, message)
-    return job.outcome(status, time.perf_counter() - started)
+    return job.outcome(status, time.perf_counter() - started, warnings=warnings)
 
 
-def _superresolve_unless_current(job: ProductJob) -> Status:
+def _superresolve_unless_current(job: ProductJob) -> tuple[Status, tuple[str, ...]]:
     options = job.options
     if options.threads is None:
         options = dataclasses.replace(options, threads=_threads_per_task())
@@ -230,14 +240,14 @@ def _superresolve_unless_current(job: ProductJob) -> Status:
         product, resolve_models(options.model, options.scales), options, job.offset_dn
     )
     if is_current(job.output, expected):
-        return Status.SKIPPED
+        return Status.SKIPPED, ()
     sidecar = sidecar_path(job.output)
     sidecar.unlink(missing_ok=True)  # from here on the output is not current
     for stale in job.output.parent.glob(f".{job.output.name}.*.partial*"):
         stale.unlink(missing_ok=True)  # left by a worker killed mid-product
-    superresolve(product, job.output, options)
+    result = superresolve(product, job.output, options)
     _write_atomically(sidecar, expected.to_json())
-    return Status.DONE
+    return Status.DONE, result.warnings
 
 
 def _threads_per_task() -> int | None:
@@ -771,7 +781,7 @@ class BatchReport:
         buffer = io.StringIO()
         writer = csv.DictWriter(
             buffer,
-            ["input", "product_id", "status", "seconds", "output", "error"],
+            ["input", "product_id", "status", "seconds", "output", "error", "warnings"],
             lineterminator="\n",
         )
         writer.writeheader()

@@ -313,6 +313,8 @@ def _run(args: argparse.Namespace) -> int:
         f"{', '.join(result.model_names)} on {result.device} in {result.seconds:.1f} s "
         f"({result.megapixels_per_s:.2f} Mpx/s)"
     )
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

@@ -65,16 +65,40 @@ class DetailFit:
     def weights(self) -> FloatArray:
         """[coarse bands, fine bands] weights; zeros when too few pixels were valid or the 10 m
         bands' detail is degenerate (the network then injects nothing)."""
+        return self.result().values
+
+    def result(self) -> DetailWeights:
+        """The weights with how many pixels gave them, and why they are zeros if they are."""
         zeros = np.zeros((self.coarse_bands, self.fine_bands), np.float32)
         if self.samples < MIN_SAMPLES:
-            return zeros
+            problem = (
+                f"only {self.samples} coarse pixels hold data away from no-data edges "
+                f"({MIN_SAMPLES} needed)"
+            )
+            return DetailWeights(zeros, self.samples, problem)
         try:
             solved = np.linalg.solve(self.gram, self.moment)
         except np.linalg.LinAlgError:
-            return zeros
+            solved = np.full_like(self.moment, np.nan)
         if not np.all(np.isfinite(solved)):
-            return zeros
-        return np.asarray(solved.T, np.float32)
+            problem = "the 10 m bands carry no usable detail there (flat or collinear)"
+            return DetailWeights(zeros, self.samples, problem)
+        return DetailWeights(np.asarray(solved.T, np.float32), self.samples)
+
+
+@dataclass(frozen=True)
+class DetailWeights:
+    """A fit's outcome.
+
+    Attributes:
+        values: [coarse bands, fine bands] weights; zeros when the fit failed.
+        samples_px: how many coarse pixels the fit summed.
+        problem: why ``values`` are zeros, in words for the user; None when they were fitted.
+    """
+
+    values: FloatArray
+    samples_px: int
+    problem: str | None = None
 
 
 def fit_detail_weights(fine: FloatArray, coarse: FloatArray, factor: int) -> FloatArray:

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from dsen2 import __version__
 from dsen2.bands import BANDS_10M, BY_NAME, OUTPUT_5M, OUTPUT_20M, OUTPUT_ALL
 from dsen2.catalogue import ResolvedModel, resolve_models
-from dsen2.detail import DetailFit
+from dsen2.detail import DetailFit, DetailWeights
 from dsen2.errors import CancelledError, WindowError
 from dsen2.grid import Nesting
 from dsen2.inference import Device, Precision, Session, create_session, run_session, session_device
@@ -48,8 +48,11 @@ _PREFETCH_TILES = 2
 # Scene detail weights (dsen2.detail) are fitted on up to DETAIL_WINDOWS_PER_AXIS² windows of
 # DETAIL_WINDOW_PX spread evenly over the whole image, whatever the ROI: a full tile then reads
 # about 2 % of its 10 m pixels once more, and a ROI's output equals that part of a whole run.
+# A window less than DETAIL_WINDOW_MIN_VALID of whose 60 m pixels hold data (a swath edge, an
+# ocean mask) moves to the nearest free place on a DETAIL_WINDOW_PX lattice that has enough.
 DETAIL_WINDOW_PX = 384
 DETAIL_WINDOWS_PER_AXIS = 4
+DETAIL_WINDOW_MIN_VALID = 0.5
 ArrayT = TypeVar("ArrayT", bound=np.ndarray)
 ReadFunction = Callable[[tuple[str, ...], Window], npt.NDArray[np.uint16]]
 
@@ -111,7 +114,8 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class RunResult:
-    """What a finished run produced."""
+    """What a finished run produced; ``warnings``: what the user should know about its pixels
+    (adapters show them as their host shows warnings)."""
 
     output: Path
     width_px: int
@@ -121,6 +125,7 @@ class RunResult:
     device: str
     tiles: int
     seconds: float
+    warnings: tuple[str, ...] = ()
 
     @property
     def megapixels_per_s(self) -> float:
@@ -173,15 +178,16 @@ def superresolve(
     }
     tiles = plan.tiles
     with open_tile_reader(product, nesting, needed) as reader:
-        detail_weights = (
+        detail = (
             scene_detail_weights(
                 reader.read, image_window(nesting, None), groups, product.radiometry
             )
             if needs_detail_weights(models)
             else None
         )
+        detail_weights = None if detail is None else detail.values
         spec = _output_spec(
-            product, output, infos[0], nesting, plan, options, models, groups, detail_weights
+            product, output, infos[0], nesting, plan, options, models, groups, detail
         )
         with open_output(spec) as sink:
 
@@ -226,6 +232,7 @@ def superresolve(
         device=session_device(next(iter(sessions.values()))),
         tiles=len(tiles),
         seconds=time.perf_counter() - started,
+        warnings=detail_warnings(detail),
     )
 
 
@@ -292,24 +299,41 @@ def scene_detail_weights(
     image: Window,
     groups: dict[int, tuple[str, ...]],
     radiometry: Radiometry,
-) -> npt.NDArray[np.float32]:
-    """The scene's detail weights [2, 4] (dsen2.detail), fitted on windows spread over
+) -> DetailWeights:
+    """The scene's detail weights [2, 4] (dsen2.detail), fitted on :func:`detail_windows` of
     ``image`` (the whole nested image, 10 m pixels). ``read(bands, window)`` gives raw DN of
-    bands of one grid over a 10 m window, as the tile reader does."""
+    bands of one grid over a 10 m window, as the tile reader does. The 60 m bands are read
+    whole (a full tile's are 1830² px), so the windows can go where the scene holds data."""
+    coarse = _network_or_zero(read(groups[6], image), groups[6], radiometry)
     fit = DetailFit(len(groups[1]), len(groups[6]))
-    for window in detail_windows(image):
-        fine, coarse = (read(groups[f], window) for f in (1, 6))
+    for window in detail_windows(image, np.all(coarse != 0, axis=0)):
+        part = window.shifted(-image.col_off, -image.row_off).divided(6)
         fit.add(
-            _network_or_zero(fine, groups[1], radiometry),
-            _network_or_zero(coarse, groups[6], radiometry),
+            _network_or_zero(read(groups[1], window), groups[1], radiometry),
+            coarse[:, part.row_off : part.row_end, part.col_off : part.col_end],
             6,
         )
-    return fit.weights()
+    return fit.result()
 
 
-def detail_windows(image: Window) -> list[Window]:
+def detail_warnings(detail: DetailWeights | None) -> tuple[str, ...]:
+    """What a run tells the user about its detail weights: nothing when they were fitted."""
+    if detail is None or detail.problem is None:
+        return ()
+    return (
+        f"The scene's detail weights could not be fitted ({detail.problem} in the 60 m bands), "
+        "so the 6× model ran without them: B1 and B9 are sharpened less than the model card's "
+        "figures say. Run on a larger area of the scene, or one with more valid data.",
+    )
+
+
+def detail_windows(
+    image: Window, coarse_valid: npt.NDArray[np.bool_] | None = None
+) -> list[Window]:
     """Up to DETAIL_WINDOWS_PER_AXIS² windows of DETAIL_WINDOW_PX (6-px aligned) spread evenly
-    over ``image``; the image itself when it is smaller."""
+    over ``image``; the image itself when it is smaller. With ``coarse_valid`` (the image's 60 m
+    pixels that hold data), each window with less than DETAIL_WINDOW_MIN_VALID of them moves to
+    the nearest lattice place that has enough and overlaps no other window, if there is one."""
 
     def starts(length: int) -> list[int]:
         if length <= DETAIL_WINDOW_PX:
@@ -319,11 +343,51 @@ def detail_windows(image: Window) -> list[Window]:
         return sorted({round(i * free / (count - 1)) // 6 * 6 for i in range(count)})
 
     width, height = min(image.width, DETAIL_WINDOW_PX), min(image.height, DETAIL_WINDOW_PX)
-    return [
-        Window(image.col_off + col, image.row_off + row, width // 6 * 6, height // 6 * 6)
+    windows = [
+        Window(col, row, width // 6 * 6, height // 6 * 6)
         for row in starts(image.height)
         for col in starts(image.width)
     ]
+    if coarse_valid is not None:
+        windows = _moved_onto_data(windows, image, coarse_valid)
+    return [w.shifted(image.col_off, image.row_off) for w in windows]
+
+
+def _moved_onto_data(
+    windows: list[Window], image: Window, coarse_valid: npt.NDArray[np.bool_]
+) -> list[Window]:
+    """``windows`` (relative to ``image``) with each poor one moved (see detail_windows)."""
+
+    def valid_share(window: Window) -> float:
+        part = window.divided(6)
+        return float(coarse_valid[part.row_off : part.row_end, part.col_off : part.col_end].mean())
+
+    def centre(window: Window) -> tuple[float, float]:
+        return (window.col_off + window.width / 2, window.row_off + window.height / 2)
+
+    side = windows[0].width
+    if windows[0].height != side:  # the image is narrower than a window: nowhere to move
+        return windows
+    lattice = [
+        Window(col, row, side, side)
+        for row in range(0, image.height - side + 1, side)
+        for col in range(0, image.width - side + 1, side)
+    ]
+    rich = [cell for cell in lattice if valid_share(cell) >= DETAIL_WINDOW_MIN_VALID]
+    kept = [w for w in windows if valid_share(w) >= DETAIL_WINDOW_MIN_VALID]
+    placed = []
+    for window in windows:
+        if window in kept:
+            placed.append(window)
+            continue
+        taken = kept + placed
+        free = [c for c in rich if all(c.intersection(t).is_empty for t in taken)]
+        if not free:
+            placed.append(window)
+            continue
+        x, y = centre(window)
+        placed.append(min(free, key=lambda c: (centre(c)[0] - x) ** 2 + (centre(c)[1] - y) ** 2))
+    return placed
 
 
 def _network_or_zero(
@@ -433,23 +497,15 @@ def crop_margin(array: ArrayT, margin: int) -> ArrayT:
     return cast(ArrayT, array[..., margin : rows - margin, margin : cols - margin])
 
 
-def _output_spec(
-    product: Product,
-    output: Path,
-    info: BandGridInfo,
-    nesting: Nesting,
-    plan: TilePlan,
-    options: RunOptions,
+def provenance_tags(
     models: dict[int, ResolvedModel],
+    precision: Precision,
     groups: dict[int, tuple[str, ...]],
-    detail_weights: npt.NDArray[np.float32] | None,
-) -> OutputSpec:
-    """The output's grid, bands and tags; ``detail_weights`` (the scene's, for models that take
-    them) are recorded as DSEN2_DETAIL_WEIGHTS so a run can be audited and repeated."""
-    nested_grid = info.grid.sub_grid(nesting.window_10m)
-    grid = nested_grid.sub_grid(plan.image).refined(options.output_factor)
-    radiometry = product.radiometry
-    bands = options.output_bands
+    detail: DetailWeights | None,
+) -> dict[str, str]:
+    """How a run's pixels were made: dsen2's version, the models (name, sha256, training), the
+    precision and, for models that take them, the scene's detail weights and their fit. The
+    GeoTIFF carries them as tags, SNAP's product as its ``DSen2`` metadata element."""
     tags = {
         "DSEN2_VERSION": __version__,
         "DSEN2_MODELS": json.dumps(
@@ -462,7 +518,44 @@ def _output_spec(
                 for m in models.values()
             }
         ),
-        "DSEN2_PRECISION": options.precision.value,
+        "DSEN2_PRECISION": precision.value,
+    }
+    if detail is not None:
+        tags["DSEN2_DETAIL_WEIGHTS"] = json.dumps(
+            {
+                coarse: {
+                    fine: round(float(weight), 6)
+                    for fine, weight in zip(groups[1], row, strict=True)
+                }
+                for coarse, row in zip(groups[6], detail.values, strict=True)
+            }
+        )
+        tags["DSEN2_DETAIL_FIT"] = json.dumps(
+            {"samples_60m_px": detail.samples_px, "problem": detail.problem}
+        )
+    return tags
+
+
+def _output_spec(
+    product: Product,
+    output: Path,
+    info: BandGridInfo,
+    nesting: Nesting,
+    plan: TilePlan,
+    options: RunOptions,
+    models: dict[int, ResolvedModel],
+    groups: dict[int, tuple[str, ...]],
+    detail: DetailWeights | None,
+) -> OutputSpec:
+    """The output's grid, bands and tags; ``detail`` (the scene's weights, for models that take
+    them) is recorded as DSEN2_DETAIL_WEIGHTS and DSEN2_DETAIL_FIT so a run can be audited and
+    repeated."""
+    nested_grid = info.grid.sub_grid(nesting.window_10m)
+    grid = nested_grid.sub_grid(plan.image).refined(options.output_factor)
+    radiometry = product.radiometry
+    bands = options.output_bands
+    tags = {
+        **provenance_tags(models, options.precision, groups, detail),
         "INPUT_PRODUCT": product.product_id,
         "INPUT_KIND": product.kind,
         "PRODUCT_LEVEL": product.level,
@@ -488,16 +581,6 @@ def _output_spec(
             ]
         ),
     }
-    if detail_weights is not None:
-        tags["DSEN2_DETAIL_WEIGHTS"] = json.dumps(
-            {
-                coarse: {
-                    fine: round(float(weight), 6)
-                    for fine, weight in zip(groups[1], row, strict=True)
-                }
-                for coarse, row in zip(groups[6], detail_weights, strict=True)
-            }
-        )
     return OutputSpec(
         path=output,
         grid=grid,

@@ -263,6 +263,8 @@ class _SuperResolveAlgorithm(QgsProcessingAlgorithm):
                 f"{result.device} in {result.seconds:.1f} s ({result.megapixels_per_s:.2f} Mpx/s)"
             )
         )
+        for warning in result.warnings:
+            feedback.pushWarning(self.tr(warning))
         if any("baseline" in name for name in result.model_names):
             feedback.pushWarning(
                 self.tr(

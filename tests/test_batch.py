@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from osgeo import gdal
 
 from dsen2.batch import (
+    BatchReport,
     ClusterPlan,
     ProductJob,
     Status,
@@ -39,6 +40,7 @@ from dsen2.inference import Precision
 from dsen2.window import Window
 from tests.conftest import write_band_tif
 from tests.safe_fixture import SafeSpec, write_safe
+from tests.test_snap_operator import band_rasters, crops_with_60m_data_on_3x3_px
 
 ROI = "0,0,96,96"  # inside every product below (10 m pixels of each input's grid)
 GIB = 1 << 30
@@ -308,6 +310,25 @@ def test_provenance_decides_what_is_redone(
     assert status(job) is Status.DONE
     failed = process_product(dataclasses.replace(job, input=products.corrupt))
     assert failed.status is Status.FAILED and "B5" in str(failed.error) and failed.output is None
+
+
+def test_a_runs_warnings_reach_the_report(tiny_detail_models: Path, tmp_path: Path) -> None:
+    """A product whose 60 m bands hold too little data for the detail weights: done, and its
+    report row carries the run's warning (JSON and CSV alike)."""
+    folder = band_rasters(tmp_path / "bands", crops_with_60m_data_on_3x3_px())
+    options = RunOptions(model=str(tiny_detail_models), threads=1)
+    job = ProductJob(0, folder, "sparse", tmp_path / "sparse_10m.tif", options)
+    outcome = process_product(job)
+    assert outcome.status is Status.DONE and outcome.error is None, outcome.error
+    assert (
+        len(outcome.warnings) == 1 and "detail weights could not be fitted" in outcome.warnings[0]
+    )
+    report = BatchReport((outcome,), 1.0, "local")
+    (row,) = json.loads(report.to_json())["products"]
+    assert row["warnings"] == outcome.warnings[0]
+    (csv_row,) = csv.DictReader(report.to_csv().splitlines())
+    assert csv_row["warnings"] == outcome.warnings[0]
+    assert process_product(job).warnings == ()  # skipped: the run, and its warning, was before
 
 
 def test_inputs_expand_from_folders_and_lists(tmp_path: Path) -> None:

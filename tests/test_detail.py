@@ -30,6 +30,7 @@ from dsen2.window import Window
 from tests.conftest import needs_bf16, read_raster
 from tests.safe_fixture import SafeSpec, write_safe
 from tests.test_cli import dsen2
+from tests.test_snap_operator import band_rasters, crops_with_60m_data_on_3x3_px
 
 # B1 and B9 detail as weighted sums of B2 B3 B4 B8 detail (plausible signs and sizes)
 KNOWN_WEIGHTS = np.array([[1.2, -0.4, 0.1, 0.05], [0.1, -0.3, 0.25, 0.5]], np.float32)
@@ -252,11 +253,60 @@ def test_run_fits_the_scene_once_so_a_roi_equals_that_part_of_the_whole(
     assert windows[-1].col_end == 1920 and windows[-1].row_end == 1920
 
 
-def _detail_tag(path: Path) -> dict[str, dict[str, float]]:
+def test_windows_move_onto_the_data_of_a_swath_edge_tile() -> None:
+    """A full tile (10980 px) whose data lie in a slanted strip along its west edge, as at a
+    swath edge: of the 16 evenly spread windows only the western column holds data, so the
+    others move to the nearest free lattice places on the strip. A tile full of data, or one
+    with none, keeps the even spread."""
+    image = Window(0, 0, 10980, 10980)
+    rows, cols = np.mgrid[0:1830, 0:1830]  # its 60 m pixels
+    strip = cols + rows // 4 < 500
+    even = detail_windows(image)
+    moved = detail_windows(image, strip)
+
+    def share(w: Window) -> float:
+        part = w.divided(6)
+        return float(strip[part.row_off : part.row_end, part.col_off : part.col_end].mean())
+
+    assert sum(share(w) >= 0.5 for w in even) == 4
+    assert len(moved) == 16 and all(share(w) >= 0.5 for w in moved)
+    assert all(w.width == w.height == DETAIL_WINDOW_PX for w in moved)
+    assert all(w.col_off % 6 == 0 and w.row_off % 6 == 0 for w in moved)
+    assert all(image.intersection(w) == w for w in moved)
+    assert all(a.intersection(b).is_empty for i, a in enumerate(moved) for b in moved[i + 1 :])
+    assert [w for w in moved if w in even] == [w for w in even if share(w) >= 0.5]
+    assert detail_windows(image, np.ones_like(strip)) == even
+    assert detail_windows(image, np.zeros_like(strip)) == even
+
+
+def test_a_scene_too_small_to_fit_runs_without_weights_and_says_so(
+    tiny_detail_models: Path, tmp_path: Path
+) -> None:
+    """60 m bands with data on 3×3 pixels only: zero weights, a warning on stderr and in the
+    returned result, and the fit's outcome in the output's tags."""
+    crops = crops_with_60m_data_on_3x3_px()
+    folder = band_rasters(tmp_path / "bands", crops)
+    result = dsen2("run", folder, "-o", tmp_path / "out.tif", "-q", "--model", tiny_detail_models)
+    assert result.returncode == 0, result.stderr
+    assert "warning: The scene's detail weights could not be fitted" in result.stderr
+    fit = json.loads(_tag(tmp_path / "out.tif", "DSEN2_DETAIL_FIT"))
+    assert fit["samples_60m_px"] < MIN_SAMPLES and "coarse pixels" in fit["problem"]
+    assert not any(any(row.values()) for row in _detail_tag(tmp_path / "out.tif").values())
+    run = superresolve(
+        open_product([folder]), tmp_path / "api.tif", RunOptions(model=str(tiny_detail_models))
+    )
+    assert len(run.warnings) == 1 and "ran without them" in run.warnings[0]
+
+
+def _tag(path: Path, name: str) -> str:
     dataset = gdal.Open(str(path))
-    tag = json.loads(dataset.GetMetadataItem("DSEN2_DETAIL_WEIGHTS"))
+    value = dataset.GetMetadataItem(name)
     dataset = None
-    return dict(tag)
+    return str(value)
+
+
+def _detail_tag(path: Path) -> dict[str, dict[str, float]]:
+    return dict(json.loads(_tag(path, "DSEN2_DETAIL_WEIGHTS")))
 
 
 def _windowed_fit(scene: Path) -> np.ndarray:

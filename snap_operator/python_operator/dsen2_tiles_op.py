@@ -31,6 +31,7 @@ import numpy.typing as npt
 from dsen2 import engine
 from dsen2.bands import BANDS_10M, BY_NAME, OUTPUT_ALL
 from dsen2.catalogue import ResolvedModel, resolve_models
+from dsen2.detail import DetailWeights
 from dsen2.engine import RunOptions, image_window
 from dsen2.errors import MissingBandError, ProductFormatError
 from dsen2.grid import Grid, Nesting, nest
@@ -154,7 +155,7 @@ class DSen2TilesOp:
         self._models: dict[int, ResolvedModel] = {}
         self._sessions: dict[int, Session] = {}
         self._radiometry = Radiometry()
-        self._detail_weights: npt.NDArray[np.float32] | None = None
+        self._detail: DetailWeights | None = None
 
     def initialize(self, context: Any) -> None:
         """Check the source, load the networks and define the 10 m target product."""
@@ -210,9 +211,11 @@ class DSen2TilesOp:
             def read(bands: tuple[str, ...], window: Window) -> npt.NDArray[np.uint16]:
                 return np.stack([self._read(context, band, window) for band in bands])
 
-            self._detail_weights = engine.scene_detail_weights(
+            self._detail = engine.scene_detail_weights(
                 read, image_window(self._nesting, None), self._groups, self._radiometry
             )
+        for warning in engine.detail_warnings(self._detail):
+            snap.jpy.get_type("org.esa.snap.core.util.SystemUtils").LOG.warning(warning)
         context.setTargetProduct(self._target_product(snap, source, grids["B2"]))
 
     def computeTileStack(  # noqa: N802 (SNAP's PyOperator calls this name)
@@ -243,7 +246,7 @@ class DSen2TilesOp:
             self._models,
             self._radiometry,
             options,
-            self._detail_weights,
+            None if self._detail is None else self._detail.values,
         )
         computed = dict(zip(options.output_bands, stack, strict=True))
         raw_10m = engine.crop_margin(tile.raw[1], self._plan.read_halo_px)
@@ -302,6 +305,13 @@ class DSen2TilesOp:
         )
         target.setDescription("Sentinel-2 bands super-resolved to 10 m with dsen2 (DSen2Tiles)")
         snap.ProductUtils.copyMetadata(source, target)
+        provenance = snap.jpy.get_type("org.esa.snap.core.datamodel.MetadataElement")("DSen2")
+        tags = engine.provenance_tags(
+            self._models, self._run_options.precision, self._groups, self._detail
+        )
+        for name, value in tags.items():  # the GeoTIFF tags of dsen2 run, same names
+            provenance.setAttributeString(name, value)
+        target.getMetadataRoot().addElement(provenance)
         target.setStartTime(source.getStartTime())
         target.setEndTime(source.getEndTime())
         crs = self._sources["B2"].getGeoCoding().getMapCRS()
