@@ -26,6 +26,13 @@
   px. At that registration B8A/B8 correlates 0.81–0.93, B1/B2 0.83–0.93 and B9/B8 0.75–0.97
   (native-GSD scenes: above 0.97), so treat their scores as approximate; the 08-23 L1C product
   (cloudier) matches its 60 m bands best 2-3 rows down instead of 4, the least certain of the four.
+- runs/data/T33NZA.npz: Major-TOM Core-S2L2A T33NZA 2022-07-06 (Central Africa, L2A, baseline
+  04.00, so BOA_ADD_OFFSET -1000 is removed), a scene archive for held-out evaluation only: the
+  whole cell is under a cloud deck. Re-registered by the detail correlation of block means:
+  20 m pixel r covers 10 m rows 2r+1 and 2r+2 (B4/B5 0.73, best of four 20 m band pairs), 60 m
+  pixel r starts at 10 m row 6r+5 (B2/B1 0.41, B8/B9 0.40), columns as given; the 10 m bands
+  lose 5 rows, the 20 m bands 2, and all keep 1062/531/177 rows. Clouds move between the bands'
+  acquisitions (parallax), so those correlations are far below a clear scene's (above 0.97).
 - runs/data/eolearn/*.npz: three clear L1C acquisitions of one square kilometre in Slovenia
   (eo-learn's reference scenes) with their native 20 m and 60 m pixels recovered from Sentinel
   Hub's nearest upsampling (tests.samples.eolearn_slovenia): held-out 2× scenes.
@@ -154,6 +161,33 @@ def ssl4eo_archives(target: Path) -> list[Path]:
     return written
 
 
+MAJOR_TOM_T33NZA = (
+    SHARED / "rico-hdl" / "Major-TOM-Core" / "S2L2A" / "0U" / "0U_199R"
+    / "S2A_MSIL2A_20220706T085611_N0400_R007_T33NZA_20220706T153419"
+)  # fmt: skip
+
+
+def t33nza_archive(path: Path) -> Path:
+    from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M, BY_NAME
+    from dsen2.scene_archive import write_scene_archive
+
+    def stack(bands: tuple[str, ...], skip_rows: int, rows: int) -> np.ndarray:
+        layers = []
+        for band in bands:
+            raster = gdal.Open(str(MAJOR_TOM_T33NZA / f"{BY_NAME[band].file_token}.tif"))
+            layers.append(raster.ReadAsArray()[skip_rows : skip_rows + rows].astype(np.float32))
+            raster = None
+        dn = np.stack(layers)
+        return np.where(dn == 0, np.float32(0), dn - np.float32(1000))  # BOA_ADD_OFFSET
+
+    arrays = {
+        1: stack(BANDS_10M, 5, 1062),
+        2: stack(BANDS_20M, 2, 531),
+        6: stack(BANDS_60M, 0, 177),
+    }
+    return write_scene_archive(path, arrays)
+
+
 def main() -> None:
     from tests import samples
 
@@ -168,6 +202,7 @@ def main() -> None:
     t29unu_s6x_pair(data / "T29UNU_s6x_pair.npz")
     print(samples.up42_t39rvj(data / "up42_T39RVJ.npz"))
     print(*ssl4eo_archives(data / "ssl4eo"), sep="\n")
+    print(t33nza_archive(data / "T33NZA.npz"))
     print(*samples.eolearn_slovenia(data / "eolearn"), sep="\n")
     print(link)
 
