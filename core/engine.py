@@ -321,9 +321,9 @@ def detail_warnings(detail: DetailWeights | None) -> tuple[str, ...]:
     if detail is None or detail.problem is None:
         return ()
     return (
-        f"The scene's detail weights could not be fitted ({detail.problem} in the 60 m bands), "
-        "so the 6× model ran without them: B1 and B9 are sharpened less than the model card's "
-        "figures say. Run on a larger area of the scene, or one with more valid data.",
+        f"The scene's detail weights could not be fitted from its 60 m bands: {detail.problem}. "
+        "The 6× model ran without them, so B1 and B9 are sharpened less than its model card "
+        "says. Run on a larger image, or one with more valid data.",
     )
 
 

@@ -36,6 +36,8 @@
 - runs/data/eolearn/*.npz: three clear L1C acquisitions of one square kilometre in Slovenia
   (eo-learn's reference scenes) with their native 20 m and 60 m pixels recovered from Sentinel
   Hub's nearest upsampling (tests.samples.eolearn_slovenia): held-out 2× scenes.
+- runs/data/eolearn-cloudy/*.npz: the same square kilometre's two cloudy acquisitions (thick
+  cloud, haze), at the same ground registration: held out, for the models' cloud checks.
 """
 
 from __future__ import annotations
@@ -204,6 +206,8 @@ def main() -> None:
     print(*ssl4eo_archives(data / "ssl4eo"), sep="\n")
     print(t33nza_archive(data / "T33NZA.npz"))
     print(*samples.eolearn_slovenia(data / "eolearn"), sep="\n")
+    cloudy = samples.eolearn_slovenia(data / "eolearn-cloudy", samples.EO_LEARN_CLOUDY)
+    print(*cloudy, sep="\n")
     print(link)
 
 

