@@ -349,6 +349,11 @@ def detail_windows(
         for col in starts(image.width)
     ]
     if coarse_valid is not None:
+        if coarse_valid.shape != (image.height // 6, image.width // 6):
+            raise ValueError(
+                f"coarse_valid is {coarse_valid.shape}, the image's 60 m grid "
+                f"{(image.height // 6, image.width // 6)}"
+            )
         windows = _moved_onto_data(windows, image, coarse_valid)
     return [w.shifted(image.col_off, image.row_off) for w in windows]
 
@@ -382,8 +387,9 @@ def _moved_onto_data(
             continue
         taken = kept + placed
         free = [c for c in rich if all(c.intersection(t).is_empty for t in taken)]
-        if not free:
-            placed.append(window)
+        if not free:  # it stays, unless a window moved onto its place (no pixel counts twice)
+            if all(window.intersection(t).is_empty for t in placed):
+                placed.append(window)
             continue
         x, y = centre(window)
         placed.append(min(free, key=lambda c: (centre(c)[0] - x) ** 2 + (centre(c)[1] - y) ** 2))

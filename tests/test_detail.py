@@ -277,6 +277,13 @@ def test_windows_move_onto_the_data_of_a_swath_edge_tile() -> None:
     assert [w for w in moved if w in even] == [w for w in even if share(w) >= 0.5]
     assert detail_windows(image, np.ones_like(strip)) == even
     assert detail_windows(image, np.zeros_like(strip)) == even
+    block = np.zeros_like(strip)  # data on one lattice cell only, which an even window overlaps
+    block[640:704, 640:704] = True
+    lone = detail_windows(image, block)
+    assert Window(3840, 3840, DETAIL_WINDOW_PX, DETAIL_WINDOW_PX) in lone
+    assert all(a.intersection(b).is_empty for i, a in enumerate(lone) for b in lone[i + 1 :])
+    with pytest.raises(ValueError, match="60 m grid"):
+        detail_windows(image, strip[:-1])
 
 
 def test_a_scene_too_small_to_fit_runs_without_weights_and_says_so(

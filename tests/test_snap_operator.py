@@ -133,6 +133,13 @@ class MetadataElement:
     def addElement(self, element: MetadataElement) -> None:  # noqa: N802
         self.elements.append(element)
 
+    def getElement(self, name: str) -> MetadataElement | None:  # noqa: N802
+        return next((e for e in self.elements if e.name == name), None)
+
+    def removeElement(self, element: MetadataElement) -> bool:  # noqa: N802
+        self.elements.remove(element)
+        return True
+
 
 @dataclass(eq=False)
 class Product:
@@ -244,6 +251,12 @@ def _reflect(index: np.ndarray, size: int) -> np.ndarray:
     return np.where(period < size, period, 2 * size - 1 - period)
 
 
+def _copy_metadata(source: Product, target: Product) -> None:
+    """ProductUtils.copyMetadata: the source's whole metadata tree into the target's root."""
+    target.set["Metadata"] = source
+    target.metadata_root.elements.extend(source.metadata_root.elements)
+
+
 def snap_bridge(geocodings: list[tuple[Any, ...]], logged: list[str]) -> SimpleNamespace:
     def crs_geocoding(*args: Any) -> tuple[Any, ...]:
         geocodings.append(args)
@@ -257,7 +270,7 @@ def snap_bridge(geocodings: list[tuple[Any, ...]], logged: list[str]) -> SimpleN
             TYPE_UINT16=TYPE_UINT16, createInstance=ProductData.createInstance
         ),
         ProductUtils=SimpleNamespace(
-            copyMetadata=lambda source, target: target.set.__setitem__("Metadata", source),
+            copyMetadata=_copy_metadata,
             copySpectralBandProperties=lambda source, target: target.set.__setitem__(
                 "SpectralFrom", source.name
             ),
@@ -336,6 +349,10 @@ def run_operator(
         for name, (data, geotransform) in crops.items()
     }
     source.bands["view_zenith_B1"] = Band("view_zenith_B1", TYPE_FLOAT32)
+    source.metadata_root.elements = [  # as if the source were an earlier DSen2Tiles output
+        MetadataElement("Processing_Graph"),
+        MetadataElement("DSen2", {"DSEN2_VERSION": "an earlier run's"}),
+    ]
     geocodings: list[tuple[Any, ...]] = []
     context = Context(source, parameters)
     dsen2_tiles_op._bridge = snap_bridge(geocodings, context.logged)
@@ -427,6 +444,8 @@ def test_detail_weights_are_fitted_as_dsen2_run_fits_them(
         "DSEN2_DETAIL_FIT",
     }  # fmt: skip
     assert provenance.attributes == {name: tags[name] for name in provenance.attributes}
+    names = [e.name for e in context.target.metadata_root.elements]
+    assert names == ["Processing_Graph", "DSen2"]  # the source's, the earlier DSen2 replaced
     assert json.loads(provenance.attributes["DSEN2_DETAIL_FIT"])["problem"] is None
 
 

@@ -453,10 +453,13 @@ def test_keep_last_runs_the_fixed_schedule_and_exports_its_last_epoch(
     last = torch.load(tmp_path / "last" / "last.pt", weights_only=False)
     assert best["state"]["epoch"] == 3
     assert all(torch.equal(best["model"][k], last["model"][k]) for k in last["model"])
-    assert best["state"]["best"] == pytest.approx(float(log[-1]["validation_loss"]))
+    assert best["state"]["best"] == pytest.approx(float(log[-1]["validation_loss"]), nan_ok=True)
     assert dsen2("export", tmp_path / "last").returncode == 0
-    assert "last epoch 3 of 3" in read_metadata(tmp_path / "last" / "tiny-t2x.onnx").training
+    summary = read_metadata(tmp_path / "last" / "tiny-t2x.onnx").training
+    assert "last epoch 3 of 3 planned" in summary
     best_first = dataclasses.replace(config, optim=dataclasses.replace(config.optim, keep="best"))
+    with pytest.raises(ConfigError, match="keep = 'last'"):  # a resume must not switch
+        train(best_first, tmp_path / "last")
     train(best_first, tmp_path / "best")  # the same run under the default: stops, keeps epoch 0
     assert [int(r["epoch"]) for r in read_log(tmp_path / "best")] == [0, 1]
     kept = torch.load(tmp_path / "best" / "best.pt", weights_only=False)

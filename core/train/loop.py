@@ -79,6 +79,12 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
                 f"{run_dir} was trained with loss {trained_with!r}; its best epoch and early "
                 f"stopping cannot continue under {config.optim.loss!r}: use a new run folder"
             )
+        kept_with = checkpoint["config"]["optim"].get("keep", "best")
+        if kept_with != config.optim.keep:
+            raise ConfigError(
+                f"{run_dir} was trained with keep = {kept_with!r}; its best.pt cannot continue "
+                f"under keep = {config.optim.keep!r}: use a new run folder"
+            )
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
@@ -313,9 +319,12 @@ def export_run(run_dir: Path, version: str = "0.1.0", name: str | None = None) -
         f"{', '.join(Path(s).name for s in data['validation'])}; {source}; "
         f"{data['patches_per_scene']} patches of "
         f"{data['patch_px']} px per scene and factor; "
-        f"{'last' if config['optim'].get('keep') == 'last' else 'best'} epoch "
-        f"{checkpoint['state']['epoch']} "
-        f"of {log[-1]['epoch']} (validation {loss} {checkpoint['state']['best']:.5f}); "
+        + (
+            f"last epoch {checkpoint['state']['epoch']} of {config['optim']['epochs']} planned "
+            if config["optim"].get("keep") == "last"
+            else f"best epoch {checkpoint['state']['epoch']} of {log[-1]['epoch']} "
+        )
+        + f"(validation {loss} {checkpoint['state']['best']:.5f}); "
         f"{seconds / 60:.1f} min on {config['device']} ({platform.machine()}), "
         f"{config.get('precision', 'fp32')} training"
         + ("; block-mean consistency layer" if consistent else "")

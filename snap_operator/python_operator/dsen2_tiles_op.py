@@ -311,7 +311,11 @@ class DSen2TilesOp:
         )
         for name, value in tags.items():  # the GeoTIFF tags of dsen2 run, same names
             provenance.setAttributeString(name, value)
-        target.getMetadataRoot().addElement(provenance)
+        root = target.getMetadataRoot()
+        earlier = root.getElement("DSen2")  # a source that is itself a DSen2Tiles output
+        if earlier is not None:
+            root.removeElement(earlier)
+        root.addElement(provenance)
         target.setStartTime(source.getStartTime())
         target.setEndTime(source.getEndTime())
         crs = self._sources["B2"].getGeoCoding().getMapCRS()
