@@ -38,9 +38,9 @@ from dsen2.engine import RunOptions
 from dsen2.errors import InputNotFoundError
 from dsen2.inference import Precision
 from dsen2.window import Window
+from tests.band_folders import band_rasters, crops_with_60m_data_on_3x3_px
 from tests.conftest import write_band_tif
 from tests.safe_fixture import SafeSpec, write_safe
-from tests.test_snap_operator import band_rasters, crops_with_60m_data_on_3x3_px
 
 ROI = "0,0,96,96"  # inside every product below (10 m pixels of each input's grid)
 GIB = 1 << 30

