@@ -51,7 +51,8 @@ class DetailFit:
         """Add one window: ``fine`` [4, H, W] at the finer grid, ``coarse`` [bands, H/factor,
         W/factor], network units, 0 = no data (such pixels are left out). ``factor`` 1 fits
         two stacks on one grid as they are (a diagnostic: the relation one scale finer)."""
-        fine_at_coarse = fine if factor == 1 else degrade(fine, factor)
+        # band by band: the blur's float64 working copies of a whole stack would be 4× larger
+        fine_at_coarse = fine if factor == 1 else np.stack([degrade(band, factor) for band in fine])
         valid = np.all(coarse != 0, axis=0) & _block_all(np.all(fine != 0, axis=0), factor)
         valid = _eroded(valid, int(4 * HIGH_PASS_SIGMA_PX + 0.5))  # the blur's reach (its taps)
         if not valid.any():

@@ -48,8 +48,10 @@ _PREFETCH_TILES = 2
 # Scene detail weights (dsen2.detail) are fitted on up to DETAIL_WINDOWS_PER_AXIS² windows of
 # DETAIL_WINDOW_PX spread evenly over the whole image, whatever the ROI: a full tile then reads
 # about 2 % of its 10 m pixels once more, and a ROI's output equals that part of a whole run.
-# A window less than DETAIL_WINDOW_MIN_VALID of whose 60 m pixels hold data (a swath edge, an
-# ocean mask) moves to the nearest free place on a DETAIL_WINDOW_PX lattice that has enough.
+# An axis no longer than the windows would span (1536 px) is fitted whole, as evaluation and
+# training fit a scene. A window less than DETAIL_WINDOW_MIN_VALID of whose 60 m pixels hold
+# data (a swath edge, an ocean mask) moves to the nearest free place on a lattice of its own
+# size that has enough.
 DETAIL_WINDOW_PX = 384
 DETAIL_WINDOWS_PER_AXIS = 4
 DETAIL_WINDOW_MIN_VALID = 0.5
@@ -330,24 +332,24 @@ def detail_warnings(detail: DetailWeights | None) -> tuple[str, ...]:
 def detail_windows(
     image: Window, coarse_valid: npt.NDArray[np.bool_] | None = None
 ) -> list[Window]:
-    """Up to DETAIL_WINDOWS_PER_AXIS² windows of DETAIL_WINDOW_PX (6-px aligned) spread evenly
-    over ``image``; the image itself when it is smaller. With ``coarse_valid`` (the image's 60 m
-    pixels that hold data), each window with less than DETAIL_WINDOW_MIN_VALID of them moves to
-    the nearest lattice place that has enough and overlaps no other window, if there is one."""
+    """The windows of ``image`` the scene's detail weights are fitted on, 6-px aligned. Along
+    an axis of up to DETAIL_WINDOWS_PER_AXIS × DETAIL_WINDOW_PX one span covers it whole (each
+    pixel counts once, and an image that small is fitted whole, as `dsen2 evaluate` and training
+    fit a scene); along a longer axis DETAIL_WINDOWS_PER_AXIS spans of DETAIL_WINDOW_PX are
+    spread evenly. With ``coarse_valid`` (the image's 60 m pixels that hold data), each window
+    with less than DETAIL_WINDOW_MIN_VALID of them moves to the nearest place on a lattice of
+    its own size that has enough and overlaps no other window, if there is one."""
 
-    def starts(length: int) -> list[int]:
-        if length <= DETAIL_WINDOW_PX:
-            return [0]
-        count = min(DETAIL_WINDOWS_PER_AXIS, math.ceil(length / DETAIL_WINDOW_PX))
+    def spans(length: int) -> tuple[list[int], int]:
+        if length <= DETAIL_WINDOWS_PER_AXIS * DETAIL_WINDOW_PX:
+            return [0], length // 6 * 6
         free = length - DETAIL_WINDOW_PX
-        return sorted({round(i * free / (count - 1)) // 6 * 6 for i in range(count)})
+        count = DETAIL_WINDOWS_PER_AXIS
+        return [round(i * free / (count - 1)) // 6 * 6 for i in range(count)], DETAIL_WINDOW_PX
 
-    width, height = min(image.width, DETAIL_WINDOW_PX), min(image.height, DETAIL_WINDOW_PX)
-    windows = [
-        Window(col, row, width // 6 * 6, height // 6 * 6)
-        for row in starts(image.height)
-        for col in starts(image.width)
-    ]
+    cols, width = spans(image.width)
+    rows, height = spans(image.height)
+    windows = [Window(col, row, width, height) for row in rows for col in cols]
     if coarse_valid is not None:
         if coarse_valid.shape != (image.height // 6, image.width // 6):
             raise ValueError(
@@ -361,7 +363,8 @@ def detail_windows(
 def _moved_onto_data(
     windows: list[Window], image: Window, coarse_valid: npt.NDArray[np.bool_]
 ) -> list[Window]:
-    """``windows`` (relative to ``image``) with each poor one moved (see detail_windows)."""
+    """``windows`` (relative to ``image``, all of one size) with each poor one moved (see
+    detail_windows)."""
 
     def valid_share(window: Window) -> float:
         part = window.divided(6)
@@ -370,13 +373,11 @@ def _moved_onto_data(
     def centre(window: Window) -> tuple[float, float]:
         return (window.col_off + window.width / 2, window.row_off + window.height / 2)
 
-    side = windows[0].width
-    if windows[0].height != side:  # the image is narrower than a window: nowhere to move
-        return windows
+    width, height = windows[0].width, windows[0].height
     lattice = [
-        Window(col, row, side, side)
-        for row in range(0, image.height - side + 1, side)
-        for col in range(0, image.width - side + 1, side)
+        Window(col, row, width, height)
+        for row in range(0, image.height - height + 1, height)
+        for col in range(0, image.width - width + 1, width)
     ]
     rich = [cell for cell in lattice if valid_share(cell) >= DETAIL_WINDOW_MIN_VALID]
     kept = [w for w in windows if valid_share(w) >= DETAIL_WINDOW_MIN_VALID]

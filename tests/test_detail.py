@@ -27,7 +27,7 @@ from dsen2.train.export import export, load_exported, metadata_for
 from dsen2.train.loop import read_log, train
 from dsen2.train.network import Architecture, build
 from dsen2.window import Window
-from tests.band_folders import band_rasters, crops_with_60m_data_on_3x3_px
+from tests.band_folders import band_rasters, crops_with_60m_data_on_3x3_px, nested_crops
 from tests.conftest import needs_bf16, read_raster
 from tests.safe_fixture import SafeSpec, write_safe
 from tests.test_cli import dsen2
@@ -284,6 +284,53 @@ def test_windows_move_onto_the_data_of_a_swath_edge_tile() -> None:
     assert all(a.intersection(b).is_empty for i, a in enumerate(lone) for b in lone[i + 1 :])
     with pytest.raises(ValueError, match="60 m grid"):
         detail_windows(image, strip[:-1])
+
+
+def test_windows_never_overlap_and_a_mid_size_image_is_fitted_whole() -> None:
+    """Whatever the image's size, no pixel lies in two windows. An axis up to 4 × 384 px is
+    one span (the image is fitted whole, as evaluation and training fit a scene; the even
+    windows once overlapped there, e.g. at 0 and 12 on 400 px). A strip narrower than a
+    window, whose data lie at one end, moves its windows along its length."""
+    for width, height in [(400, 400), (1000, 1098), (1536, 1536), (1537, 900), (300, 10980)]:
+        image = Window(6, 12, width, height)
+        windows = detail_windows(image)
+        assert all(
+            a.intersection(b).is_empty for i, a in enumerate(windows) for b in windows[i + 1 :]
+        )
+        assert all(image.intersection(w) == w for w in windows)
+    assert detail_windows(Window(0, 0, 1000, 1098)) == [Window(0, 0, 996, 1098)]
+    assert detail_windows(Window(0, 0, 1537, 900)) == [
+        Window(col, 0, DETAIL_WINDOW_PX, 900) for col in (0, 384, 768, 1152)
+    ]
+    strip = Window(0, 0, 300, 10980)
+    even = detail_windows(strip)
+    assert [w.row_off for w in even] == [0, 3528, 7062, 10596] and even[0].width == 300
+    southern = np.zeros((1830, 50), bool)
+    southern[1400:] = True  # data on the southern quarter only
+    moved = detail_windows(strip, southern)
+    assert len(moved) == 4 and all(w.width == 300 and w.row_off >= 1400 * 6 for w in moved)
+    assert all(a.intersection(b).is_empty for i, a in enumerate(moved) for b in moved[i + 1 :])
+
+
+def test_a_mid_size_image_is_fitted_whole_as_evaluation_fits_a_scene(
+    tiny_detail_models: Path, tmp_path: Path
+) -> None:
+    """A 600-px image: the run's weights are the fit `dsen2 evaluate` and training make on a
+    scene held whole, and each of its 100² 60 m pixels counts once (four overlapping 384-px
+    windows once counted 4 × 64²)."""
+    crops = nested_crops(600)
+    out = tmp_path / "out.tif"
+    product = open_product([band_rasters(tmp_path / "bands", crops)])
+    superresolve(product, out, RunOptions(model=str(tiny_detail_models)))
+    recorded = _detail_tag(out)
+    fine = np.stack([crops[b][0] for b in ("B2", "B3", "B4", "B8")]).astype(np.float32)
+    coarse = np.stack([crops[b][0] for b in ("B1", "B9")]).astype(np.float32)
+    np.testing.assert_allclose(
+        [[recorded[c][f] for f in ("B2", "B3", "B4", "B8")] for c in ("B1", "B9")],
+        fit_detail_weights(fine, coarse, 6),
+        atol=1e-4,
+    )
+    assert json.loads(_tag(out, "DSEN2_DETAIL_FIT"))["samples_60m_px"] == 100 * 100
 
 
 def test_a_scene_too_small_to_fit_runs_without_weights_and_says_so(
