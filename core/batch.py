@@ -36,7 +36,13 @@ from osgeo import gdal
 
 from dsen2 import __version__
 from dsen2.catalogue import ResolvedModel, resolve_models
-from dsen2.engine import DEFAULT_TILE_SIZE_PX, RunOptions, default_tile_size_px, superresolve
+from dsen2.engine import (
+    DEFAULT_TILE_SIZE_PX,
+    RunOptions,
+    default_tile_size_px,
+    recorded_warnings,
+    superresolve,
+)
 from dsen2.errors import ClusterError, DSen2Error, InputNotFoundError, OutputError
 from dsen2.inference import Device, Precision, available_cores
 from dsen2.product import RASTER_SUFFIXES, Product, open_product
@@ -176,28 +182,29 @@ def sidecar_path(output: Path) -> Path:
     return output.with_name(f".{output.name}.batch.json")
 
 
-def is_current(output: Path, expected: Provenance) -> bool:
-    """True when ``output`` is a finished file made from ``expected``'s input and options."""
+def current_warnings(output: Path, expected: Provenance) -> tuple[str, ...] | None:
+    """The warnings the run that made ``output`` gave (from its tags) when ``output`` is a
+    finished file made from ``expected``'s input and options; None when it is not."""
     sidecar = sidecar_path(output)
     if not (output.is_file() and sidecar.is_file()):
-        return False
+        return None
     try:
         recorded = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
+        return None
     if recorded != json.loads(expected.to_json()):
-        return False
+        return None
     with GdalErrors():  # an unreadable output is simply made again
         dataset = gdal.OpenEx(str(output), gdal.OF_RASTER | gdal.OF_READONLY)
     if dataset is None or dataset.RasterCount == 0:
-        return False
+        return None
     try:
         tags = dataset.GetMetadata() or {}
         try:
             models = json.loads(tags.get("DSEN2_MODELS", "{}"))
         except ValueError:
-            return False
-        return (
+            return None
+        current = (
             tags.get("INPUT_PRODUCT") == expected.product_id
             and {name: m.get("sha256") for name, m in models.items()}
             == dict(expected.models_sha256)
@@ -205,6 +212,7 @@ def is_current(output: Path, expected: Provenance) -> bool:
             and (dataset.GetRasterBand(1).DataType == gdal.GDT_Float32) == expected.reflectance
             and (dataset.GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") == "COG") == expected.cog
         )
+        return recorded_warnings(tags) if current else None
     finally:
         dataset = None
 
@@ -239,8 +247,9 @@ def _superresolve_unless_current(job: ProductJob) -> tuple[Status, tuple[str, ..
     expected = provenance_of(
         product, resolve_models(options.model, options.scales), options, job.offset_dn
     )
-    if is_current(job.output, expected):
-        return Status.SKIPPED, ()
+    earlier = current_warnings(job.output, expected)
+    if earlier is not None:  # made before: its warnings, from its tags, stay in the report
+        return Status.SKIPPED, earlier
     sidecar = sidecar_path(job.output)
     sidecar.unlink(missing_ok=True)  # from here on the output is not current
     for stale in job.output.parent.glob(f".{job.output.name}.*.partial*"):
@@ -863,7 +872,7 @@ def _absolute_model(model: str) -> str:
 
 class ConsoleProgress:
     """The terminal's view of a batch: a bar over products on a terminal, one plain line per
-    product otherwise (logs, CI). Failures are always printed as they happen."""
+    product otherwise (logs, CI). Failures and warnings are always printed as they happen."""
 
     def __init__(self, enabled: bool = True, stream: TextIO | None = None) -> None:
         self._enabled = enabled
@@ -891,8 +900,9 @@ class ConsoleProgress:
         line = f"[{done}/{self._total}] {outcome.status.value:<7} {name}{seconds}"
         if outcome.error:
             line += f": {outcome.error}"
+        line += "".join(f"\n  warning: {warning}" for warning in outcome.warnings)
         if self._tty:
-            if outcome.status is Status.FAILED:
+            if outcome.status is Status.FAILED or outcome.warnings:
                 self._write(f"\r\033[K{line}\n")
             self._draw_bar()
         else:

@@ -329,6 +329,18 @@ def detail_warnings(detail: DetailWeights | None) -> tuple[str, ...]:
     )
 
 
+def recorded_warnings(tags: dict[str, str]) -> tuple[str, ...]:
+    """The warnings of the run that wrote an output, from its :func:`provenance_tags`."""
+    try:
+        fit = json.loads(tags.get("DSEN2_DETAIL_FIT", "null"))
+    except ValueError:
+        return ()
+    if not isinstance(fit, dict) or not fit.get("problem"):
+        return ()
+    zeros = np.zeros((0, 0), np.float32)  # the warning needs only the problem
+    return detail_warnings(DetailWeights(zeros, int(fit.get("samples_60m_px", 0)), fit["problem"]))
+
+
 def detail_windows(
     image: Window, coarse_valid: npt.NDArray[np.bool_] | None = None
 ) -> list[Window]:

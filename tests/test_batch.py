@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import os
 import subprocess
@@ -24,6 +25,7 @@ from osgeo import gdal
 from dsen2.batch import (
     BatchReport,
     ClusterPlan,
+    ConsoleProgress,
     ProductJob,
     Status,
     expand_inputs,
@@ -314,7 +316,8 @@ def test_provenance_decides_what_is_redone(
 
 def test_a_runs_warnings_reach_the_report(tiny_detail_models: Path, tmp_path: Path) -> None:
     """A product whose 60 m bands hold too little data for the detail weights: done, and its
-    report row carries the run's warning (JSON and CSV alike)."""
+    report row carries the run's warning (JSON and CSV alike); a rerun that skips it reports
+    the same warning, and the console prints it under the product's line."""
     folder = band_rasters(tmp_path / "bands", crops_with_60m_data_on_3x3_px())
     options = RunOptions(model=str(tiny_detail_models), threads=1)
     job = ProductJob(0, folder, "sparse", tmp_path / "sparse_10m.tif", options)
@@ -328,7 +331,13 @@ def test_a_runs_warnings_reach_the_report(tiny_detail_models: Path, tmp_path: Pa
     assert row["warnings"] == outcome.warnings[0]
     (csv_row,) = csv.DictReader(report.to_csv().splitlines())
     assert csv_row["warnings"] == outcome.warnings[0]
-    assert process_product(job).warnings == ()  # skipped: the run, and its warning, was before
+    rerun = process_product(job)  # skipped: the warning comes from the output's tags
+    assert rerun.status is Status.SKIPPED and rerun.warnings == outcome.warnings
+    console = io.StringIO()
+    progress = ConsoleProgress(stream=console)
+    progress.started(1, None)
+    progress.finished(rerun)
+    assert console.getvalue().splitlines()[1] == f"  warning: {outcome.warnings[0]}"
 
 
 def test_inputs_expand_from_folders_and_lists(tmp_path: Path) -> None:
