@@ -322,11 +322,7 @@ def detail_warnings(detail: DetailWeights | None) -> tuple[str, ...]:
     """What a run tells the user about its detail weights: nothing when they were fitted."""
     if detail is None or detail.problem is None:
         return ()
-    return (
-        f"The scene's detail weights could not be fitted from its 60 m bands: {detail.problem}. "
-        "The 6× model ran without them, so B1 and B9 are sharpened less than its model card "
-        "says. Run on a larger image, or one with more valid data.",
-    )
+    return (_unfitted_warning(detail.problem),)
 
 
 def recorded_warnings(tags: dict[str, str]) -> tuple[str, ...]:
@@ -337,8 +333,15 @@ def recorded_warnings(tags: dict[str, str]) -> tuple[str, ...]:
         return ()
     if not isinstance(fit, dict) or not fit.get("problem"):
         return ()
-    zeros = np.zeros((0, 0), np.float32)  # the warning needs only the problem
-    return detail_warnings(DetailWeights(zeros, int(fit.get("samples_60m_px", 0)), fit["problem"]))
+    return (_unfitted_warning(str(fit["problem"])),)
+
+
+def _unfitted_warning(problem: str) -> str:
+    return (
+        f"The scene's detail weights could not be fitted from its 60 m bands: {problem}. "
+        "The 6× model ran without them, so B1 and B9 are sharpened less than its model card "
+        "says. Run on a larger image, or one with more valid data."
+    )
 
 
 def detail_windows(
@@ -386,6 +389,8 @@ def _moved_onto_data(
         return (window.col_off + window.width / 2, window.row_off + window.height / 2)
 
     width, height = windows[0].width, windows[0].height
+    if not (width and height):  # an image under one 60 m pixel: nothing to move
+        return windows
     lattice = [
         Window(col, row, width, height)
         for row in range(0, image.height - height + 1, height)
