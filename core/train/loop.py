@@ -1,6 +1,7 @@
 """Training (paper Sec. 4.5, 5.1): L1 loss (or mean squared error), NAdam, learning rate halved
 on plateaus, early stopping (and an optional wall-time budget per call), a checkpoint every
-epoch and a resume that reproduces the same curve.
+epoch and a resume that reproduces the same curve (so a resume under another config, but for
+RESUMABLE_KEYS, is refused).
 
 A run directory holds ``config.toml`` (a copy of the file as written), ``experiment.json`` (the
 experiment as the latest call trained it: any ``extends`` chain merged, paths absolute,
@@ -16,14 +17,21 @@ import json
 import platform
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.nn import functional as F  # noqa: N812
 
 from dsen2.train.atmosphere import random_atmosphere
-from dsen2.train.config import LOSS_LABELS, ConfigError, ExperimentConfig
+from dsen2.train.config import (
+    LOSS_LABELS,
+    ConfigError,
+    DataConfig,
+    ExperimentConfig,
+    OptimConfig,
+)
 from dsen2.train.data import PatchSet, augment, random_band_gain, random_gain, sample_patches
 from dsen2.train.export import export, load_exported, metadata_for
 from dsen2.train.network import INPUT_SCALE_DN, Architecture, Network, build, zero_last_layer
@@ -45,7 +53,22 @@ LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
 
 def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = None) -> Path:
-    """Train (or resume) the experiment in ``run_dir``; return the best checkpoint's path."""
+    """Train (or resume) the experiment in ``run_dir``; return the best checkpoint's path.
+
+    Raises:
+        ConfigError: ``run_dir`` holds a run started with another config (see
+            :func:`config_changes`); nothing in it is touched.
+    """
+    last = run_dir / "last.pt"
+    checkpoint = _load(last, config.device) if last.exists() else None
+    if checkpoint is not None:
+        changes = config_changes(checkpoint["config"], config)
+        if changes:
+            raise ConfigError(
+                f"{run_dir} was started with another config ({'; '.join(changes)}). A resume "
+                f"continues a run as it started, so only {', '.join(RESUMABLE_KEYS)} may "
+                "change: train with the config it started with, or use a new run folder"
+            )
     run_dir.mkdir(parents=True, exist_ok=True)
     if config_path is not None and not (run_dir / "config.toml").exists():
         shutil.copy(config_path, run_dir / "config.toml")
@@ -70,21 +93,7 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=0.5, patience=config.optim.plateau_patience
     )
-    last = run_dir / "last.pt"
-    if last.exists():
-        checkpoint = torch.load(last, map_location=device, weights_only=False)
-        trained_with = checkpoint["config"]["optim"].get("loss", "l1")
-        if trained_with != config.optim.loss:
-            raise ConfigError(
-                f"{run_dir} was trained with loss {trained_with!r}; its best epoch and early "
-                f"stopping cannot continue under {config.optim.loss!r}: use a new run folder"
-            )
-        kept_with = checkpoint["config"]["optim"].get("keep", "best")
-        if kept_with != config.optim.keep:
-            raise ConfigError(
-                f"{run_dir} was trained with keep = {kept_with!r}; its best.pt cannot continue "
-                f"under keep = {config.optim.keep!r}: use a new run folder"
-            )
+    if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
@@ -156,6 +165,57 @@ def _checkpoint(
         "state": asdict(state),
         "config": asdict(config),
     }
+
+
+# what may differ between the calls of one run: the schedule's length, a call's time budget,
+# and where it runs; anything else would make the resumed curve another experiment's
+RESUMABLE_KEYS = ("optim.epochs", "optim.time_budget_min", "device")
+
+
+def config_changes(stored: dict[str, Any], config: ExperimentConfig) -> list[str]:
+    """How ``config`` differs from the config a run's checkpoint ``stored`` (``asdict`` of an
+    ExperimentConfig), as ``key: before → now`` lines, RESUMABLE_KEYS left out. A key the
+    stored config lacks (added to dsen2 after the run started) counts as its default."""
+    before = _flat(stored)
+    now = _flat(asdict(config))
+    defaults = _flat(_defaults())
+    changes = []
+    for key, value in now.items():
+        old = before.get(key, defaults.get(key, value))
+        if key not in RESUMABLE_KEYS and old != value:
+            changes.append(f"{key}: {_shown(old)} → {_shown(value)}")
+    return changes
+
+
+def _flat(document: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``document`` as dotted keys (``optim.loss``), sequences as lists, so a checkpoint's
+    config compares with a fresh ``asdict``."""
+    flat: dict[str, Any] = {}
+    for key, value in document.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = list(value) if isinstance(value, tuple | list) else value
+    return flat
+
+
+def _defaults() -> dict[str, Any]:
+    """The config's fields that have defaults (any field added after a run started has one)."""
+
+    def of(cls: type) -> dict[str, Any]:
+        return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+    return {**of(ExperimentConfig), "optim": asdict(OptimConfig()), "data": of(DataConfig)}
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list) and len(value) > 3:
+        return f"[{len(value)} items]"
+    return repr(value)
+
+
+def _load(path: Path, device: str) -> dict[str, Any]:
+    return dict(torch.load(path, map_location=torch.device(device), weights_only=False))
 
 
 def _save(checkpoint: dict[str, object], path: Path) -> None:
