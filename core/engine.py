@@ -157,7 +157,7 @@ def superresolve(
     """
     started = time.perf_counter()
     output = Path(output)
-    check_writable(output)
+    check_writable(output, product.source_files())
     models = resolve_models(options.model, options.scales)
     groups = input_groups(models)
     factors = sorted(groups)
@@ -507,7 +507,7 @@ def _convert(
                 else values
             )
         elif reflectance:
-            out[index] = radiometry.network_to_reflectance(values[np.newaxis], valid)[0]
+            out[index] = radiometry.network_to_reflectance(values[np.newaxis], (band,), valid)[0]
         else:
             out[index] = radiometry.network_to_dn(values[np.newaxis], (band,), valid)[0]
     return out

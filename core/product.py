@@ -23,6 +23,7 @@ from dsen2.radiometry import Radiometry
 RASTER_SUFFIXES = (".jp2", ".tif", ".tiff")
 _MTD_NAME = re.compile(r"^(?:.*_)?MTD_(?:MSI|SAF)(L1C|L2A)(?:_.*)?\.xml$", re.IGNORECASE)
 _RESOLUTION_SUFFIX = re.compile(r"_(10|20|60)m(?=\.[A-Za-z0-9]+$)")
+_VSIZIP = re.compile(r"^/vsizip/(.+?\.zip)/", re.IGNORECASE)
 _DIMAP_BAND_NAME = re.compile(r"B(?:8A|0?[1-9]|1[0-2])", re.IGNORECASE)
 _DIMAP_LEVEL = re.compile(r"Level-?(1C|2A)|MSIL(1C|2A)", re.IGNORECASE)
 
@@ -51,6 +52,14 @@ class Product:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "band_files", MappingProxyType(dict(self.band_files)))
+
+    def source_files(self) -> frozenset[Path]:
+        """The files the bands are read from (a zipped product's .zip), resolved."""
+        paths = set()
+        for file in self.band_files.values():
+            zipped = _VSIZIP.match(file)
+            paths.add(Path(zipped.group(1) if zipped else file).resolve())
+        return frozenset(paths)
 
     def require(self, bands: Sequence[str]) -> None:
         """Raise MissingBandError naming every band of ``bands`` that is absent."""
@@ -150,6 +159,11 @@ def _open_safe(path: Path) -> Product:
         raise ProductFormatError(
             f"{str(path)!r} holds {len(granules)} granules ({', '.join(granules)}); pass one "
             "granule's IMG_DATA folder as a band folder"
+        )
+    if not images:
+        raise ProductFormatError(
+            f"{str(path)!r} has product metadata but no band images (GRANULE/*/IMG_DATA/*.jp2) "
+            "beside it; pass the whole SAFE product (its folder or .zip)"
         )
     band_files = _match_bands([prefix + m for m in images], strict_names=False)
     return Product(

@@ -65,10 +65,16 @@ class Radiometry:
         return out
 
     def network_to_reflectance(
-        self, values: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_]
+        self, values: npt.NDArray[np.float32], bands: tuple[str, ...], valid: npt.NDArray[np.bool_]
     ) -> npt.NDArray[np.float32]:
-        """Reflectance × 10000 → reflectance (float32), NaN where not valid."""
-        out = values / np.float32(NETWORK_SCALE)
+        """Reflectance × 10000 → reflectance (float32), NaN where not valid; clipped, as
+        :meth:`network_to_dn` clips, to what the product's DN can hold ((1 + offset) /
+        quantification up, e.g. 0.0001, or −0.0999 with the −1000 offset of baseline 04.00),
+        so the two outputs of one run agree."""
+        out = np.empty(values.shape, dtype=np.float32)
+        for index, band in enumerate(bands):
+            low, high = ((dn + self.offset(band)) / self.quantification for dn in (1, UINT16_MAX))
+            out[index] = np.clip(values[index] / np.float32(NETWORK_SCALE), low, high)
         out[:, ~valid] = np.nan
         return out
 

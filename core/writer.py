@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +69,13 @@ class OutputSpec:
     tags: Mapping[str, str]
 
 
-def check_writable(path: Path) -> None:
-    """Fail early, before any computation, when ``path`` cannot be written."""
+def check_writable(path: Path, inputs: Collection[Path] = ()) -> None:
+    """Fail early, before any computation, when ``path`` cannot be written, or is one of the
+    resolved ``inputs`` (writing would destroy what is being read)."""
+    if path.resolve() in inputs:
+        raise OutputError(
+            f"output {str(path)!r} is one of the input files; give another output name"
+        )
     folder = path.resolve().parent
     if not folder.is_dir():
         raise OutputError(f"output folder {str(folder)!r} does not exist; create it first")

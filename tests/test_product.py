@@ -12,6 +12,7 @@ import torch.nn.functional as F  # noqa: N812
 from osgeo import gdal
 
 from dsen2.engine import RunOptions, superresolve
+from dsen2.errors import ProductFormatError
 from dsen2.product import open_product
 from tests.conftest import read_raster
 from tests.safe_fixture import SafeSpec, original_dn, write_safe
@@ -112,3 +113,17 @@ def test_zip_and_mtd_inputs_equal_the_folder(tmp_path: Path) -> None:
         results.append(read_raster(output))
     np.testing.assert_array_equal(results[0], results[1])
     np.testing.assert_array_equal(results[0], results[2])
+    read = product.source_files()  # each band's file, at its native resolution
+    assert len(read) == len(product.band_files) and read <= set(folder.resolve().rglob("*.jp2"))
+    assert open_product([archive]).source_files() == {archive.resolve()}
+
+
+def test_metadata_without_its_band_images_is_refused_clearly(tmp_path: Path) -> None:
+    """An MTD file copied out of its SAFE, or a SAFE whose GRANULE folder is gone."""
+    safe = write_safe(tmp_path, SafeSpec("L2A", "04.00", size_px=60))
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "MTD_MSIL2A.xml").write_bytes((safe / "MTD_MSIL2A.xml").read_bytes())
+    for source in (lone / "MTD_MSIL2A.xml", lone):
+        with pytest.raises(ProductFormatError, match="no band images"):
+            open_product([source])
