@@ -234,7 +234,7 @@ def superresolve(
         device=session_device(next(iter(sessions.values()))),
         tiles=len(tiles),
         seconds=time.perf_counter() - started,
-        warnings=detail_warnings(detail),
+        warnings=roi_warnings(nesting, options.roi) + detail_warnings(detail),
     )
 
 
@@ -248,14 +248,18 @@ def image_window(nesting: Nesting, roi: Window | None) -> Window:
     full = Window(0, 0, nesting.window_10m.width, nesting.window_10m.height)
     if roi is None:
         return full
+    if roi.width <= 0 or roi.height <= 0:
+        raise WindowError(
+            f"the region of interest is {roi.width}×{roi.height} px; its width and height "
+            "must be positive"
+        )
     inside = roi.shifted(-nesting.window_10m.col_off, -nesting.window_10m.row_off).intersection(
         full
     )
-    if inside.is_empty or roi.is_empty:
+    if inside.is_empty:
         raise WindowError(
-            f"the region of interest {roi} lies outside the processable image (cols "
-            f"{nesting.window_10m.col_off}..{nesting.window_10m.col_end}, rows "
-            f"{nesting.window_10m.row_off}..{nesting.window_10m.row_end} of the 10 m grid)"
+            f"the region of interest ({_span(roi)}) lies outside the processable image "
+            f"({_span(nesting.window_10m)} of the 10 m grid)"
         )
     align = nesting.align_px
     col_off = inside.col_off // align * align
@@ -263,6 +267,23 @@ def image_window(nesting: Nesting, roi: Window | None) -> Window:
     col_end = min(round_up(inside.col_end, align), full.width)
     row_end = min(round_up(inside.row_end, align), full.height)
     return Window(col_off, row_off, col_end - col_off, row_end - row_off)
+
+
+def roi_warnings(nesting: Nesting, roi: Window | None) -> tuple[str, ...]:
+    """A warning when the ROI reaches past the processable image (only its part inside is
+    processed, as gdal_translate -srcwin goes on with a window partly outside)."""
+    if roi is None or roi.intersection(nesting.window_10m) == roi:
+        return ()
+    inside = roi.intersection(nesting.window_10m)
+    return (
+        f"The region of interest ({_span(roi)}) reaches past the processable image "
+        f"({_span(nesting.window_10m)} of the 10 m grid); only its part inside ({_span(inside)}) "
+        "is processed.",
+    )
+
+
+def _span(window: Window) -> str:
+    return f"cols {window.col_off}..{window.col_end}, rows {window.row_off}..{window.row_end}"
 
 
 def fill_passes(receptive_field_px: int, factor: int) -> int:

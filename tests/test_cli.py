@@ -158,7 +158,21 @@ def test_empty_folder(tmp_path: Path) -> None:
 
 def test_roi_outside_the_image(small_bands: Path, tmp_path: Path) -> None:
     result = dsen2("run", small_bands, "-o", tmp_path / "o.tif", "--roi", "5000,5000,10,10")
-    assert_clean_failure(result, tmp_path, "outside")
+    assert_clean_failure(result, tmp_path, "(cols 5000..5010, rows 5000..5010) lies outside")
+    result = dsen2("run", small_bands, "-o", tmp_path / "o.tif", "--roi", "6,6,0,12")
+    assert_clean_failure(result, tmp_path, "0×12 px; its width and height must be positive")
+
+
+def test_roi_partly_outside_the_image_warns(small_bands: Path, tmp_path: Path) -> None:
+    """As gdal_translate -srcwin: the part inside is processed, and the user is told."""
+    result = dsen2("run", small_bands, "-o", tmp_path / "o.tif", "--roi=-12,30,48,60", "-q")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "warning: The region of interest (cols -12..36, rows 30..90) reaches past the "
+        "processable image (cols 0..60, rows 0..60 of the 10 m grid); only its part inside "
+        "(cols 0..36, rows 30..60) is processed." in result.stderr
+    )
+    assert read_raster(tmp_path / "o.tif").shape[1:] == (30, 36)
 
 
 def test_output_directory_not_writable(small_bands: Path, tmp_path: Path) -> None:
