@@ -140,7 +140,9 @@ class Provenance:
 
     The output's own tags carry the product id, model checksums and bands, and its layout shows
     COG and data type; the options no tag records (tile size, requested ROI, DN offset,
-    precision) are kept in a sidecar ``.<output name>.batch.json`` written after the output.
+    precision) and the input files' sizes and modification times (a product downloaded or
+    edited again is redone) are kept in a sidecar ``.<output name>.batch.json`` written after
+    the output.
     """
 
     product_id: str
@@ -152,6 +154,7 @@ class Provenance:
     roi_10m_px: tuple[int, int, int, int] | None
     offset_dn: float | None
     precision: str = "fp32"
+    inputs: tuple[tuple[str, int, int], ...] = ()  # (path, bytes, mtime ns) of each file read
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
@@ -174,6 +177,11 @@ def provenance_of(
         roi_10m_px=None if roi is None else (roi.col_off, roi.row_off, roi.width, roi.height),
         offset_dn=offset_dn,
         precision=options.precision.value,
+        inputs=tuple(
+            (str(path), stat.st_size, stat.st_mtime_ns)
+            for path in sorted(product.source_files())
+            for stat in (path.stat(),)
+        ),
     )
 
 

@@ -9,6 +9,7 @@ import dataclasses
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -310,6 +311,13 @@ def test_provenance_decides_what_is_redone(
     assert status(job) is Status.DONE
     sidecar_path(output).unlink()  # a crash between the output's rename and its sidecar
     assert status(job) is Status.DONE
+    again = shutil.copytree(products.good[product_id], tmp_path / "again" / job.input.name)
+    job = dataclasses.replace(job, input=again)  # the same product, from other files
+    assert status(job) is Status.DONE
+    assert status(job) is Status.SKIPPED
+    band = next(again.rglob("*_B05.jp2"))
+    os.utime(band, ns=(band.stat().st_atime_ns, band.stat().st_mtime_ns + 10**9))
+    assert status(job) is Status.DONE  # a band downloaded (or edited) again
     failed = process_product(dataclasses.replace(job, input=products.corrupt))
     assert failed.status is Status.FAILED and "B5" in str(failed.error) and failed.output is None
 
