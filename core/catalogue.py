@@ -69,6 +69,13 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+# families a user may look for that are deliberately absent, and why (README "Limits")
+_NOT_SHIPPED = {
+    "vdsen2": ": VDSen2 weights are not shipped, as training them takes a GPU and none has "
+    "been available (train one with experiments/gpu-vdsen2-t2x.toml, then pass its export)",
+}
+
+
 def resolve_models(
     model: str, scales: set[int], directory: Path | None = None
 ) -> dict[int, ResolvedModel]:
@@ -88,8 +95,9 @@ def resolve_models(
     entries = load_catalogue(directory)
     chosen = [entry for entry in entries if entry.family == model]
     if not chosen:
+        reason = _NOT_SHIPPED.get(model.lower(), "")
         raise ModelError(
-            f"no model family {model!r} in the catalogue (available: "
+            f"no model family {model!r} in the catalogue{reason} (available: "
             f"{', '.join(families(entries))}); or pass a folder or .onnx files you exported"
         )
     resolved: dict[int, ResolvedModel] = {}

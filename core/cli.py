@@ -55,10 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run",
-        help="super-resolve a product to a 10 m GeoTIFF",
+        help="super-resolve a product to a 10 m (or 5 m) GeoTIFF",
         description="Super-resolve INPUT (a SAFE folder/.zip/MTD XML, a folder of band rasters, "
-        "or several band files) to a multi-band 10 m GeoTIFF. By default the output keeps the "
-        "input's DN convention (offset included; band scale/offset give reflectance).",
+        "or several band files) to a multi-band 10 m GeoTIFF (5 m with --bands 5m). By "
+        "default the output keeps the input's DN convention (offset included; band "
+        "scale/offset give reflectance).",
     )
     run.add_argument("inputs", nargs="+", metavar="INPUT")
     run.add_argument(
@@ -153,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="2",
         help="which network to evaluate (default 2)",
     )
-    evaluate.add_argument("--device", choices=[d.value for d in Device], default="auto")
+    evaluate.add_argument(
+        "--device", choices=[d.value for d in Device], default="auto", help="as for 'run'"
+    )
     evaluate.add_argument(
         "--precision", choices=[p.value for p in Precision], default="fp32", help="as for 'run'"
     )
@@ -208,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
         "batch",
         help="super-resolve many products on a Dask cluster (needs dsen2[batch])",
         description="Super-resolve every product named by INPUT (products, folders of products, "
-        "or text files listing them) into OUT_DIR/<product_id>_10m.tif, one Dask task per "
+        "or text files listing them) into OUT_DIR/<product_id>_10m.tif (_5m.tif with --bands "
+        "5m), one Dask task per "
         "product, on a local cluster sized to this machine or an existing scheduler. Finished "
         "outputs made from the same input and options are skipped, so a re-run resumes.",
     )
@@ -216,7 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("-o", "--output-dir", required=True, type=Path, metavar="OUT_DIR")
     batch.add_argument("--model", default="dsen2", help="as for 'run' (default: dsen2)")
     batch.add_argument("--bands", choices=sorted(BAND_SETS), default="all", help="as for 'run'")
-    batch.add_argument("--device", choices=[d.value for d in Device], default="auto")
+    batch.add_argument(
+        "--device", choices=[d.value for d in Device], default="auto", help="as for 'run'"
+    )
     batch.add_argument(
         "--precision", choices=[p.value for p in Precision], default="fp32", help="as for 'run'"
     )

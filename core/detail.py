@@ -73,8 +73,8 @@ class DetailFit:
         zeros = np.zeros((self.coarse_bands, self.fine_bands), np.float32)
         if self.samples < MIN_SAMPLES:
             problem = (
-                f"only {self.samples} coarse pixels hold data away from no-data edges, and "
-                f"{MIN_SAMPLES} are needed"
+                f"only {self.samples} coarse pixels were usable (holding data, away from "
+                f"no-data edges), and {MIN_SAMPLES} are needed"
             )
             return DetailWeights(zeros, self.samples, problem)
         try:

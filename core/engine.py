@@ -258,8 +258,8 @@ def image_window(nesting: Nesting, roi: Window | None) -> Window:
     )
     if inside.is_empty:
         raise WindowError(
-            f"the region of interest ({_span(roi)}) lies outside the processable image "
-            f"({_span(nesting.window_10m)} of the 10 m grid)"
+            f"the region of interest ({roi}) lies outside the processable image "
+            f"({nesting.window_10m} of the 10 m grid)"
         )
     align = nesting.align_px
     col_off = inside.col_off // align * align
@@ -276,14 +276,10 @@ def roi_warnings(nesting: Nesting, roi: Window | None) -> tuple[str, ...]:
         return ()
     inside = roi.intersection(nesting.window_10m)
     return (
-        f"The region of interest ({_span(roi)}) reaches past the processable image "
-        f"({_span(nesting.window_10m)} of the 10 m grid); only its part inside ({_span(inside)}) "
+        f"The region of interest ({roi}) reaches past the processable image "
+        f"({nesting.window_10m} of the 10 m grid); only its part inside ({inside}) "
         "is processed.",
     )
-
-
-def _span(window: Window) -> str:
-    return f"cols {window.col_off}..{window.col_end}, rows {window.row_off}..{window.row_end}"
 
 
 def fill_passes(receptive_field_px: int, factor: int) -> int:

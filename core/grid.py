@@ -127,8 +127,8 @@ def nest(reference: Grid, grids: Mapping[str, tuple[int, Grid]]) -> Nesting:
         col_lo, row_lo = max(col_lo, col), max(row_lo, row)
         col_hi = min(col_hi, col + factor * grid.width_px)
         row_hi = min(row_hi, row + factor * grid.height_px)
-    col_phase = _common_phase([(col, f) for f, col, _ in offsets.values()], "column")
-    row_phase = _common_phase([(row, f) for f, _, row in offsets.values()], "row")
+    col_phase = _common_phase([(b, col, f) for b, (f, col, _) in offsets.items()], "column")
+    row_phase = _common_phase([(b, row, f) for b, (f, _, row) in offsets.items()], "row")
     col_off = col_lo + (col_phase - col_lo) % align_px
     row_off = row_lo + (row_phase - row_lo) % align_px
     width = (col_hi - col_off) // align_px * align_px
@@ -158,17 +158,21 @@ def _whole_pixels(distance_m: float, reference: Grid, band: str, axis: str) -> i
     return nearest
 
 
-def _common_phase(offsets: list[tuple[int, int]], axis: str) -> int:
-    """The smallest non-negative offset congruent to every (offset mod factor)."""
+def _common_phase(offsets: list[tuple[str, int, int]], axis: str) -> int:
+    """The smallest non-negative offset congruent to every (offset mod factor), over each
+    band's (name, offset in 10 m pixels, factor)."""
     phase, modulus = 0, 1
-    for offset, factor in offsets:
+    for index, (band, offset, factor) in enumerate(offsets):
         for candidate in range(phase, phase + math.lcm(modulus, factor), modulus):
             if (candidate - offset) % factor == 0:
                 phase, modulus = candidate, math.lcm(modulus, factor)
                 break
         else:
+            starts = ", ".join(f"{b} {o}" for b, o, _ in offsets)
             raise GridError(
-                f"the band grids disagree in {axis} phase (offsets {offsets} in 10 m pixels): "
-                "60 m pixel corners are not on 20 m pixel corners, so the bands do not nest"
+                f"band {band}'s {factor * 10} m pixels are out of {axis} phase with "
+                f"{', '.join(b for b, _, _ in offsets[:index])}: their pixel corners do not "
+                f"meet, so the bands do not nest (grid starts in 10 m pixels: {starts}). dsen2 "
+                "never resamples silently; supply bands on the original Sentinel-2 tile grid"
             )
     return phase % modulus

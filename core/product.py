@@ -8,6 +8,7 @@ of band files.
 
 from __future__ import annotations
 
+import os
 import re
 import xml.etree.ElementTree as ET
 import zipfile
@@ -65,10 +66,11 @@ class Product:
         """Raise MissingBandError naming every band of ``bands`` that is absent."""
         missing = [band for band in bands if band not in self.band_files]
         if missing:
+            only_60m = all(BY_NAME[band].gsd_m == 60 for band in missing)
             raise MissingBandError(
                 f"{self.product_id!r} lacks band(s) {', '.join(missing)} needed for this output "
-                f"(found: {', '.join(self.band_files) or 'none'}); supply the missing band files "
-                "or ask for fewer bands (--bands 20m needs only the 10 m and 20 m bands)"
+                f"(found: {', '.join(self.band_files) or 'none'}); supply the missing band files"
+                + (" or ask for fewer bands (--bands 20m needs no 60 m band)" if only_60m else "")
             )
 
 
@@ -104,10 +106,10 @@ def open_product(inputs: Sequence[str | Path], offset_dn: float | None = None) -
                 f"folder {str(paths[0])!r} holds no .jp2/.tif band rasters; pass a SAFE "
                 "product or a folder of per-band files named with their band id (B02, B8A...)"
             )
-        name = paths[0].resolve().name
+        name = Path(os.path.abspath(paths[0])).name  # the name given, not a link's target
     else:
         files = paths
-        name = paths[0].resolve().parent.name
+        name = Path(os.path.abspath(paths[0])).parent.name
     radiometry = Radiometry(
         offsets_dn={band.name: offset_dn or 0.0 for band in ALL_BANDS},
         source="--offset" if offset_dn is not None else "assumed (no product metadata)",

@@ -18,6 +18,10 @@ class Window:
         if self.width < 0 or self.height < 0:
             raise ValueError(f"window size must not be negative: {self}")
 
+    def __str__(self) -> str:
+        """For messages: the columns and rows covered, ends exclusive."""
+        return f"cols {self.col_off}..{self.col_end}, rows {self.row_off}..{self.row_end}"
+
     @property
     def col_end(self) -> int:
         return self.col_off + self.width

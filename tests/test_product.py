@@ -14,6 +14,7 @@ from osgeo import gdal
 from dsen2.engine import RunOptions, superresolve
 from dsen2.errors import ProductFormatError
 from dsen2.product import open_product
+from tests.band_folders import band_rasters, nested_crops
 from tests.conftest import read_raster
 from tests.safe_fixture import SafeSpec, original_dn, write_safe
 
@@ -127,3 +128,13 @@ def test_metadata_without_its_band_images_is_refused_clearly(tmp_path: Path) -> 
     for source in (lone / "MTD_MSIL2A.xml", lone):
         with pytest.raises(ProductFormatError, match="no band images"):
             open_product([source])
+
+
+def test_a_band_folder_is_named_as_given_even_through_a_link(tmp_path: Path) -> None:
+    folder = band_rasters(tmp_path / "downloads-1234", nested_crops(60))
+    alias = tmp_path / "T18SVG_2016-01-12"
+    alias.symlink_to(folder, target_is_directory=True)
+    assert open_product([alias]).product_id == "T18SVG_2016-01-12"
+    assert open_product([alias / ".." / "downloads-1234"]).product_id == "downloads-1234"
+    band = next(alias.glob("*B02*"))
+    assert open_product([band, *alias.glob("*B0[3-4]*")]).product_id == "T18SVG_2016-01-12"
