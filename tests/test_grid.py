@@ -40,13 +40,9 @@ def test_half_pixel_offset_is_refused() -> None:
 
 def test_a_band_out_of_phase_is_named() -> None:
     ref = _grid(0, 0, 10, 120, 120)
-    grids = {
-        "B2": (1, ref),
-        "B6": (2, _grid(0, 0, 20, 60, 60)),
-        "B5": (2, _grid(10, 0, 20, 59, 60)),
-    }
-    with pytest.raises(GridError) as refused:
-        nest(ref, grids)
+    twenty = {"B6": (2, _grid(0, 0, 20, 60, 60)), "B5": (2, _grid(10, 0, 20, 59, 60))}
+    with pytest.raises(GridError) as refused:  # B5 starts one 10 m pixel east of B6
+        nest(ref, {"B2": (1, ref), **twenty})
     assert str(refused.value).startswith(
         "band B5's 20 m pixels are out of column phase with B2, B6"
     )
