@@ -234,7 +234,9 @@ def superresolve(
         device=session_device(next(iter(sessions.values()))),
         tiles=len(tiles),
         seconds=time.perf_counter() - started,
-        warnings=roi_warnings(nesting, options.roi) + detail_warnings(detail),
+        warnings=resolution_warnings(infos[0])
+        + roi_warnings(nesting, options.roi)
+        + detail_warnings(detail),
     )
 
 
@@ -267,6 +269,19 @@ def image_window(nesting: Nesting, roi: Window | None) -> Window:
     col_end = min(round_up(inside.col_end, align), full.width)
     row_end = min(round_up(inside.row_end, align), full.height)
     return Window(col_off, row_off, col_end - col_off, row_end - row_off)
+
+
+def resolution_warnings(reference: BandGridInfo) -> tuple[str, ...]:
+    """A warning when the 10 m bands are not at Sentinel-2's native 10 m (an overview, a
+    resampled product): the networks were trained and measured at native resolution."""
+    size_m = reference.grid.pixel_size_m
+    if abs(size_m - 10) <= 0.01:
+        return ()
+    return (
+        f"The 10 m bands have {size_m:g} m pixels, not Sentinel-2's native 10 m (an overview or "
+        "a resampled product?). The networks were trained at native resolution, so their "
+        "output may be worse than their model cards say.",
+    )
 
 
 def roi_warnings(nesting: Nesting, roi: Window | None) -> tuple[str, ...]:
@@ -612,7 +627,7 @@ def _output_spec(
             "quantification (band scale/offset say the same); 0 = no data"
         ),
         "BAND_NAMES": ",".join(bands),
-        "OUTPUT_GSD_M": str(10 // options.output_factor),
+        "OUTPUT_GSD_M": f"{info.grid.pixel_size_m / options.output_factor:g}",
         "ROI_10M_PX": json.dumps(
             [
                 plan.image.col_off + nesting.window_10m.col_off,

@@ -249,3 +249,25 @@ def test_bad_option_values_are_refused_before_anything_runs(
     result = dsen2("batch", small_bands, "-o", tmp_path / "out", "--workers", "0")
     assert result.returncode == 2 and "argument --workers" in result.stderr, result.stderr
     assert list(tmp_path.iterdir()) == [small_bands]
+
+
+def test_bands_not_at_native_resolution_warn_and_tag_their_pixel_size(tmp_path: Path) -> None:
+    """A 10× overview (100, 200 and 600 m pixels) still nests and runs, but the user is told,
+    and the output records its real pixel size."""
+    spec = SafeSpec("L1C", "02.01", size_px=60)
+    folder = tmp_path / "overview"
+    folder.mkdir()
+    for band in ALL_BANDS:
+        data = original_dn(band.name, spec)
+        write_band_tif(
+            folder / f"X_{band.file_token}.tif", data, (435780, 4179420), band.gsd_m * 10
+        )
+    result = dsen2("run", folder, "-o", tmp_path / "o.tif", "--model", "baseline", "-q")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "warning: The 10 m bands have 100 m pixels, not Sentinel-2's native 10 m" in result.stderr
+    )
+    dataset = gdal.Open(str(tmp_path / "o.tif"))
+    assert dataset.GetMetadataItem("OUTPUT_GSD_M") == "100"
+    assert dataset.GetGeoTransform()[1] == 100
+    dataset = None
