@@ -30,7 +30,7 @@ from dsen2.modelmeta import DETAIL_INPUT, ModelMetadata
 from dsen2.nodata import fill_nodata, valid_mask
 from dsen2.product import Product
 from dsen2.progress import CancelPredicate, ProgressCallback, never_cancelled, no_progress
-from dsen2.radiometry import Radiometry
+from dsen2.radiometry import Radiometry, lifted_to_floor
 from dsen2.raster import BandGridInfo, inspect_band, nest_bands, open_tile_reader
 from dsen2.tiling import TilePlan, plan_tiles, round_up
 from dsen2.window import Window
@@ -506,7 +506,8 @@ def process_tile(
         factor = BY_NAME[band].gsd_m // 10
         if band in predictions:
             valid = valid_20m & centre_valid[6] if factor == 6 else valid_20m
-            rows.append((band, predictions[band], valid))
+            floor = radiometry.network_floor(band)
+            rows.append((band, lifted_to_floor(predictions[band], floor, factor * out), valid))
         else:  # a 10 m band on the 10 m grid: copied unchanged
             rows.append((band, raw_10m[BANDS_10M.index(band)].astype(np.float32), None))
     return _convert(rows, radiometry, options.reflectance)

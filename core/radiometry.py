@@ -51,6 +51,10 @@ class Radiometry:
             out[index] *= gain
         return out
 
+    def network_floor(self, band: str) -> float:
+        """The lowest value the product's DN can hold (DN 1; 0 is no-data), in network units."""
+        return (1 + self.offset(band)) * NETWORK_SCALE / self.quantification
+
     def network_to_dn(
         self, values: npt.NDArray[np.float32], bands: tuple[str, ...], valid: npt.NDArray[np.bool_]
     ) -> npt.NDArray[np.uint16]:
@@ -85,3 +89,25 @@ class Radiometry:
         values = self.to_network(dn, bands) / np.float32(NETWORK_SCALE)
         values[dn == 0] = np.nan
         return values
+
+
+def lifted_to_floor(
+    values: npt.NDArray[np.float32], floor: float, block_px: int
+) -> npt.NDArray[np.float32]:
+    """``values`` [rows, cols] with every pixel below ``floor`` raised to it, the difference
+    taken from the pixels above it in the same ``block_px``² block in proportion to how far
+    they lie above, so each block (one input pixel of a coarser band) keeps its mean: a network
+    that undershoots next to strong detail neither leaves values the product cannot hold nor
+    loses the consistency of its block means. A block whose mean is below ``floor`` becomes
+    ``floor`` (clipped). Blocks with nothing below ``floor`` are returned unchanged."""
+    rows, cols = values.shape
+    blocks = values.reshape(rows // block_px, block_px, cols // block_px, block_px)
+    excess = blocks.astype(np.float64) - floor
+    deficit = np.clip(-excess, 0, None).sum(axis=(1, 3), keepdims=True)
+    if not deficit.any():
+        return values
+    surplus = np.clip(excess, 0, None)
+    total = surplus.sum(axis=(1, 3), keepdims=True)
+    kept = np.clip(1 - deficit / np.where(total > 0, total, 1), 0, None)
+    lifted = np.where(deficit > 0, floor + surplus * kept, blocks)
+    return lifted.reshape(rows, cols).astype(np.float32)

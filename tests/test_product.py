@@ -11,9 +11,11 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from osgeo import gdal
 
+from dsen2.degradation import block_mean
 from dsen2.engine import RunOptions, superresolve
 from dsen2.errors import ProductFormatError
 from dsen2.product import open_product
+from dsen2.radiometry import Radiometry, lifted_to_floor
 from tests.band_folders import band_rasters, nested_crops
 from tests.conftest import read_raster
 from tests.safe_fixture import SafeSpec, original_dn, write_safe
@@ -138,3 +140,26 @@ def test_a_band_folder_is_named_as_given_even_through_a_link(tmp_path: Path) -> 
     assert open_product([alias / ".." / "downloads-1234"]).product_id == "downloads-1234"
     band = next(alias.glob("*B02*"))
     assert open_product([band, *alias.glob("*B0[3-4]*")]).product_id == "T18SVG_2016-01-12"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_values_below_the_dn_floor_are_lifted_keeping_each_block_mean(seed: int) -> None:
+    """Undershoots (as a 6× net makes next to strong 10 m detail) are raised to the lowest
+    value the product's DN hold, taking the difference from the same 60 m block's brighter
+    pixels: every block keeps its mean, nothing stays below the floor, untouched blocks are
+    bit for bit the input, and a block whose mean is itself below the floor is clipped flat."""
+    radiometry = Radiometry(offsets_dn={"B9": -1000.0})
+    floor = radiometry.network_floor("B9")
+    assert floor == -999.0  # DN 1 with the offset of baseline 04.00, in reflectance × 10000
+    rng = np.random.default_rng(seed)
+    values = rng.normal(-900, 60, (24, 36)).astype(np.float32)
+    values[:6, :6] = -1200  # a block wholly below the floor
+    lifted = lifted_to_floor(values, floor, 6)
+    assert lifted.min() >= floor - 1e-3
+    means, before = block_mean(lifted, 6), block_mean(values, 6)
+    below = before < floor
+    assert below[0, 0] and np.all(lifted[:6, :6] == np.float32(floor))
+    np.testing.assert_allclose(means[~below], before[~below], atol=1e-3)
+    untouched = np.repeat(np.repeat(block_mean(values < floor, 6) == 0, 6, 0), 6, 1)
+    assert untouched.any() and np.array_equal(lifted[untouched], values[untouched])
+    assert (~untouched).sum() > 36  # blocks beside the flat one were lifted
