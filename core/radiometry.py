@@ -100,12 +100,12 @@ def lifted_to_floor(
     that undershoots next to strong detail neither leaves values the product cannot hold nor
     loses the consistency of its block means. A block whose mean is below ``floor`` becomes
     ``floor`` (clipped). Blocks with nothing below ``floor`` are returned unchanged."""
+    if not (values < floor).any():  # the common case, checked cheaply
+        return values
     rows, cols = values.shape
     blocks = values.reshape(rows // block_px, block_px, cols // block_px, block_px)
     excess = blocks.astype(np.float64) - floor
     deficit = np.clip(-excess, 0, None).sum(axis=(1, 3), keepdims=True)
-    if not deficit.any():
-        return values
     surplus = np.clip(excess, 0, None)
     total = surplus.sum(axis=(1, 3), keepdims=True)
     kept = np.clip(1 - deficit / np.where(total > 0, total, 1), 0, None)
