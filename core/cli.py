@@ -62,9 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         "scale/offset give reflectance).",
     )
     run.add_argument("inputs", nargs="+", metavar="INPUT")
-    run.add_argument(
-        "-o", "--output", required=True, type=_geotiff_path, help="output GeoTIFF (.tif)"
-    )
+    run.add_argument("-o", "--output", required=True, type=Path, help="output GeoTIFF (.tif)")
     run.add_argument(
         "--model",
         default="dsen2",
@@ -86,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--tile-size",
-        type=_tile_size,
+        type=int,
         default=0,
         metavar="PX",
         help=_TILE_SIZE_HELP,
@@ -110,9 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="for band folders: the radiometric offset of the DN (-1000 for "
         "products of baseline 04.00 and later); SAFE products carry their own",
     )
-    run.add_argument(
-        "--threads", type=_positive_int, help="CPU threads for inference (default: all cores)"
-    )
+    run.add_argument("--threads", type=int, help="CPU threads for inference (default: all cores)")
     run.add_argument(
         "--precision",
         choices=[p.value for p in Precision],
@@ -226,9 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--precision", choices=[p.value for p in Precision], default="fp32", help="as for 'run'"
     )
-    batch.add_argument(
-        "--tile-size", type=_tile_size, default=0, metavar="PX", help=_TILE_SIZE_HELP
-    )
+    batch.add_argument("--tile-size", type=int, default=0, metavar="PX", help=_TILE_SIZE_HELP)
     batch.add_argument("--roi", type=_parse_roi, metavar="COL,ROW,WIDTH,HEIGHT")
     batch.add_argument("--cog", action="store_true", help="write Cloud-Optimized GeoTIFFs")
     batch.add_argument("--reflectance", action="store_true", help="write float32 reflectance")
@@ -246,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument(
         "--threads-per-worker",
-        type=_positive_int,
+        type=int,
         metavar="N",
         help="CPU threads each product gets (default: cores shared among the workers)",
     )
@@ -494,16 +488,6 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tile_size(text: str) -> int:
-    size = _positive_int(text)
-    if size % 6:
-        raise argparse.ArgumentTypeError(
-            f"must be a multiple of 6 (the 60 m pixel lattice), e.g. {size // 6 * 6 or 6}; "
-            f"got {size}"
-        )
-    return size
-
-
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -512,15 +496,6 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
     return value
-
-
-def _geotiff_path(text: str) -> Path:
-    path = Path(text)
-    if path.suffix.lower() not in (".tif", ".tiff"):
-        raise argparse.ArgumentTypeError(
-            f"the output is a GeoTIFF: give a .tif name (got {text!r})"
-        )
-    return path
 
 
 def _parse_roi(text: str) -> Window:

@@ -23,7 +23,7 @@ from dsen2 import __version__
 from dsen2.bands import BANDS_10M, BY_NAME, OUTPUT_5M, OUTPUT_20M, OUTPUT_ALL
 from dsen2.catalogue import ResolvedModel, resolve_models
 from dsen2.detail import DetailFit, DetailWeights
-from dsen2.errors import CancelledError, WindowError
+from dsen2.errors import CancelledError, OptionsError, WindowError
 from dsen2.grid import Nesting
 from dsen2.inference import Device, Precision, Session, create_session, run_session, session_device
 from dsen2.modelmeta import DETAIL_INPUT, ModelMetadata
@@ -72,14 +72,18 @@ class RunOptions:
         model: catalogue family (``"dsen2"``), folder of exports, or comma-separated .onnx paths.
         bands: ``"all"`` (B1…B12 without B10), ``"20m"`` (the six 20 m bands), or ``"5m"``
             (B2 B3 B4 B8 B5 B6 B7 B8A on a 5 m grid, with a 4× model trained on SEN2VENµS).
-        device: where the networks run.
-        tile_size_px: edge of a tile on the 10 m grid (rounded down to a multiple of 6); 0 (the
-            default) picks the precision's: 384 px in fp32, 768 px in bf16.
+        device: where the networks run (a Device, or its value: "auto", "cuda", "cpu").
+        tile_size_px: edge of a tile on the 10 m grid, a positive multiple of 6 (the 60 m
+            lattice); 0 (the default) picks the precision's: 384 px in fp32, 768 px in bf16.
         roi: region of interest in pixels of the input's 10 m band grid, or None for all.
         cog: write a Cloud-Optimized GeoTIFF.
         reflectance: write float32 reflectance instead of DN in the input's convention.
-        threads: CPU threads for inference (default: all available cores).
-        precision: ``fp32``, or ``bf16`` (CPU with native bf16 and OpenVINO: dsen2.bf16).
+        threads: CPU threads for inference, at least 1 (default: all available cores).
+        precision: ``fp32``, or ``bf16`` (CPU with native bf16 and OpenVINO: dsen2.bf16); a
+            Precision or its value.
+
+    Raises:
+        OptionsError: a value outside these (strings are turned into Device and Precision).
     """
 
     model: str = "dsen2"
@@ -94,8 +98,30 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         if self.bands not in BAND_SETS:
-            raise ValueError(f"bands must be one of {sorted(BAND_SETS)}, got {self.bands!r}")
-        if self.tile_size_px == 0:  # resolved once, so every reader of the options sees the same
+            raise OptionsError(f"bands must be one of {sorted(BAND_SETS)}, got {self.bands!r}")
+        for name, kind in (("device", Device), ("precision", Precision)):
+            value = getattr(self, name)
+            if value not in set(kind):
+                choices = ", ".join(member.value for member in kind)
+                raise OptionsError(f"{name} must be one of {choices}; got {value!r}")
+            object.__setattr__(self, name, kind(value))  # a plain string becomes the member
+        size = self.tile_size_px
+        if type(size) is not int or size < 0 or size % 6:
+            example = max(6, size // 6 * 6) if type(size) is int else DEFAULT_TILE_SIZE_PX
+            raise OptionsError(
+                "the tile size must be a positive multiple of 6 px (the 60 m pixel lattice), "
+                f"e.g. {example}, or 0 for the default; got {size!r}"
+            )
+        if self.threads is not None and (type(self.threads) is not int or self.threads < 1):
+            raise OptionsError(
+                f"threads must be a whole number of at least 1; got {self.threads!r}"
+            )
+        if self.roi is not None and not isinstance(self.roi, Window):
+            raise OptionsError(
+                f"roi must be a dsen2.window.Window (col_off, row_off, width, height); "
+                f"got {self.roi!r}"
+            )
+        if size == 0:  # resolved once, so every reader of the options sees the same
             object.__setattr__(self, "tile_size_px", default_tile_size_px(self.precision))
 
     @property

@@ -35,6 +35,10 @@ class WindowError(DSen2Error, ValueError):
     """A region of interest or tile size that does not fit the image."""
 
 
+class OptionsError(DSen2Error, ValueError):
+    """A run option (bands, device, precision, tile size, threads, ROI) with an invalid value."""
+
+
 class ModelError(DSen2Error, ValueError):
     """A model file is missing, corrupt, does not match the catalogue, or breaks the contract."""
 

@@ -72,6 +72,8 @@ class OutputSpec:
 def check_writable(path: Path, inputs: Collection[Path] = ()) -> None:
     """Fail early, before any computation, when ``path`` cannot be written, or is one of the
     resolved ``inputs`` (writing would destroy what is being read)."""
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        raise OutputError(f"the output is a GeoTIFF: give a .tif name, not {str(path)!r}")
     if path.resolve() in inputs:
         raise OutputError(
             f"output {str(path)!r} is one of the input files; give another output name"

@@ -57,12 +57,13 @@ sha256, product id, level, baseline, offsets) is written into the file's metadat
 (advanced). <b>Device</b>: <i>auto</i> uses CUDA when onnxruntime-gpu and an NVIDIA GPU are
 present, the CPU otherwise; asking for CUDA without one is an error.</p>
 <p><b>Time and memory</b>: memory is bounded by the tile size, not the image; tile size 0
-picks 384 pixels in fp32 (about 1 GB) and 768 in bf16. A full 10980×10980 tile with both
+picks 384 pixels in fp32 (about 0.6 GB) and 768 in bf16; other sizes must be multiples of 6
+(the 60 m pixel lattice). A full 10980×10980 tile with both
 networks takes about 17 minutes on two modern CPU cores in fp32 and 9 in bf16 (GPU times are
 not measured yet). Cancelling stops within one tile and leaves no output.</p>
 <p><b>Precision</b> (advanced): <i>bf16</i> runs the networks about twice as fast on CPUs
 with native bf16 (AVX-512-BF16 or AMX) and changes the output by a few DN (mean RMSE against
-the true bands +0.14 to +0.15 DN on held-out scenes); it runs on the CPU and needs OpenVINO in
+the true bands +0.11 to +0.17 DN on held-out scenes); it runs on the CPU and needs OpenVINO in
 QGIS's Python (the error message gives the command).</p>
 <p>Needs onnxruntime in QGIS's Python: if it is missing, use Plugins ▸ DSen2 ▸ Install
 dependencies.</p>
@@ -138,7 +139,7 @@ class _SuperResolveAlgorithm(QgsProcessingAlgorithm):
         advanced = [
             QgsProcessingParameterNumber(
                 self.TILE_SIZE,
-                self.tr("Tile size (10 m pixels, bounds memory; 0 = automatic)"),
+                self.tr("Tile size (10 m pixels, a multiple of 6; bounds memory; 0 = automatic)"),
                 type=QgsProcessingParameterNumber.Integer,
                 defaultValue=AUTOMATIC_TILE_SIZE_PX,
                 minValue=0,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dsen2.engine import RunOptions, superresolve
-from dsen2.errors import CancelledError, OutputError
-from dsen2.inference import Precision
+from dsen2.errors import CancelledError, OptionsError, OutputError
+from dsen2.inference import Device, Precision
 from dsen2.product import open_product
 from dsen2.window import Window
 from tests.band_folders import band_rasters, nested_crops
@@ -133,3 +134,22 @@ def test_an_output_that_is_an_input_band_is_refused(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="one of the input files"):
         superresolve(open_product([folder]), band, RunOptions(model="baseline"))
     assert band.read_bytes() == before
+
+
+def test_run_options_take_plain_strings_and_refuse_bad_values() -> None:
+    """A notebook user's "cuda" must mean CUDA (a string once ran silently on the CPU) and
+    "bf16" bf16; anything the core cannot honour is an OptionsError naming the value."""
+    options = RunOptions(device="cuda", precision="bf16")  # type: ignore[arg-type]
+    assert options.device is Device.CUDA and options.precision is Precision.BF16
+    assert options.tile_size_px == 768  # the bf16 default, as with Precision.BF16
+    for bad, message in (
+        ({"device": "gpu"}, "device must be one of auto, cuda, cpu; got 'gpu'"),
+        ({"precision": "fp16"}, "precision must be one of fp32, bf16; got 'fp16'"),
+        ({"bands": "foo"}, "bands must be one of"),
+        ({"tile_size_px": 100}, "positive multiple of 6 px (the 60 m pixel lattice), e.g. 96"),
+        ({"tile_size_px": 12.5}, "got 12.5"),
+        ({"threads": 0}, "threads must be a whole number of at least 1; got 0"),
+        ({"roi": (0, 0, 60, 60)}, "roi must be a dsen2.window.Window"),
+    ):
+        with pytest.raises(OptionsError, match=re.escape(message)):
+            RunOptions(**bad)  # type: ignore[arg-type]

@@ -215,6 +215,12 @@ def test_default_tile_size_is_fp32s_and_tiny_tiles_are_refused(
             {"INPUT": str(product), "MODEL_FOLDER": str(tiny_models), "TILE_SIZE": 12,
              "OUTPUT": str(output)},
         )  # fmt: skip
+    with pytest.raises(QgsProcessingException, match=r"multiple of 6 px .*, e\.g\. 96"):
+        processing.run(  # the core's rule, as the CLI's: 100 was silently rounded to 96
+            "dsen2:superresolveproduct",
+            {"INPUT": str(product), "MODEL_FOLDER": str(tiny_models), "TILE_SIZE": 100,
+             "OUTPUT": str(output)},
+        )  # fmt: skip
     with pytest.raises(QgsProcessingException, match="bf16 runs on the CPU"):
         processing.run(
             "dsen2:superresolveproduct",
