@@ -135,7 +135,8 @@ def _resolve_files(model: str, scales: set[int]) -> dict[int, ResolvedModel]:
         by_scale[metadata.scale] = ResolvedModel(path, metadata, sha256_of(path), False)
     missing = sorted(scales - set(by_scale))
     if missing:
-        raise ModelError(f"{model!r} has no {' or '.join(f'{s}×' for s in missing)} model")
+        hint = " (--bands 20m needs only the 2× model)" if missing == [6] and 2 in scales else ""
+        raise ModelError(f"{model!r} has no {' or '.join(f'{s}×' for s in missing)} model{hint}")
     return {scale: by_scale[scale] for scale in sorted(scales)}
 
 

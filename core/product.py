@@ -74,7 +74,9 @@ class Product:
             )
 
 
-def open_product(inputs: Sequence[str | Path], offset_dn: float | None = None) -> Product:
+def open_product(
+    inputs: str | Path | Sequence[str | Path], offset_dn: float | None = None
+) -> Product:
     """Resolve one input path (product or folder) or several band files into a Product.
 
     Args:
@@ -85,6 +87,8 @@ def open_product(inputs: Sequence[str | Path], offset_dn: float | None = None) -
     Raises:
         InputNotFoundError, ProductFormatError.
     """
+    if isinstance(inputs, str | Path):  # one path given bare, not a list of its characters
+        inputs = [inputs]
     paths = [Path(p) for p in inputs]
     if not paths:
         raise InputNotFoundError("no input given; pass a SAFE product, a folder or band files")

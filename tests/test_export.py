@@ -123,6 +123,19 @@ def test_sha256_mismatch_is_refused(tmp_path: Path) -> None:
         catalogue.resolve_models("dsen2", {2}, directory=folder)
 
 
+def test_a_folder_without_the_6x_model_points_at_bands_20m(
+    tiny_models: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "only-2x"
+    folder.mkdir()
+    for onnx_file in tiny_models.glob("*.onnx"):
+        if read_metadata(onnx_file).scale == 2:
+            (folder / onnx_file.name).write_bytes(onnx_file.read_bytes())
+    with pytest.raises(ModelError, match=r"has no 6× model \(--bands 20m needs only the 2×"):
+        catalogue.resolve_models(str(folder), {2, 6})
+    assert set(catalogue.resolve_models(str(folder), {2})) == {2}
+
+
 def test_unknown_families_are_refused_and_vdsen2_says_why() -> None:
     with pytest.raises(ModelError, match=r"no model family 'edsr' in the catalogue \(available"):
         catalogue.resolve_models("edsr", {2})

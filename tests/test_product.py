@@ -137,6 +137,7 @@ def test_a_band_folder_is_named_as_given_even_through_a_link(tmp_path: Path) -> 
     alias = tmp_path / "T18SVG_2016-01-12"
     alias.symlink_to(folder, target_is_directory=True)
     assert open_product([alias]).product_id == "T18SVG_2016-01-12"
+    assert open_product(str(alias)).product_id == "T18SVG_2016-01-12"  # one path, given bare
     assert open_product([alias / ".." / "downloads-1234"]).product_id == "downloads-1234"
     band = next(alias.glob("*B02*"))
     assert open_product([band, *alias.glob("*B0[3-4]*")]).product_id == "T18SVG_2016-01-12"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from dsen2.errors import ModelError, ProductFormatError
+from dsen2.errors import DeviceError, ModelError, ProductFormatError
 from dsen2.evaluation import load_scene
 from dsen2.modelmeta import read_metadata
 from dsen2.train.config import LOSS_LABELS, ConfigError, load_config, parse_config
@@ -119,6 +119,14 @@ def test_resume_reproduces_the_same_curve(scenes, tmp_path: Path) -> None:
     later = dataclasses.replace(later, optim=dataclasses.replace(later.optim, time_budget_min=5.0))
     train(later, run)
     assert read_log(run) == resumed
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a torch that sees no GPU")
+def test_cuda_without_a_gpu_is_one_clear_error_and_writes_nothing(scenes, tmp_path: Path) -> None:
+    config = dataclasses.replace(_config(scenes, epochs=1), device="cuda")
+    with pytest.raises(DeviceError, match="asks for device 'cuda', but this torch sees no CUDA"):
+        train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_pooled_scales_add_patches(scenes) -> None:

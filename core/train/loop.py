@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F  # noqa: N812
 
+from dsen2.errors import DeviceError
 from dsen2.train.atmosphere import random_atmosphere
 from dsen2.train.config import (
     LOSS_LABELS,
@@ -59,6 +60,12 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
         ConfigError: ``run_dir`` holds a run started with another config (see
             :func:`config_changes`); nothing in it is touched.
     """
+    if torch.device(config.device).type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(
+            f"the config asks for device {config.device!r}, but this torch sees no CUDA GPU "
+            f"(torch {torch.__version__}): train with --device cpu, or on a machine with a GPU "
+            "and a CUDA build of torch"
+        )
     last = run_dir / "last.pt"
     checkpoint = _load(last, config.device) if last.exists() else None
     if checkpoint is not None:
