@@ -360,8 +360,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     models = [m for spec in args.model for m in _evaluation_models(spec, scales)]
     reports = []
     for scene in args.scenes:
-        name, arrays = load_scene(scene, scales, offset_dn=args.offset)
-        for scale in sorted(scales):
+        for scale in sorted(scales):  # each scale on its own crop: "all" = 2 and 6 run apart
+            name, arrays = load_scene(scene, {scale}, offset_dn=args.offset)
             factor = args.factor if args.factor else scale
             device, precision = Device(args.device), Precision(args.precision)
             reports.append(evaluate(name, arrays, scale, models, device, factor, precision))

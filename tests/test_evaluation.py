@@ -14,6 +14,7 @@ from dsen2.catalogue import resolve_models
 from dsen2.degradation import wald_pair
 from dsen2.evaluation import evaluate, read_scene
 from dsen2.product import open_product
+from tests.band_folders import band_rasters, nested_crops
 from tests.safe_fixture import SafeSpec, write_safe
 from tests.test_cli import dsen2
 
@@ -86,6 +87,9 @@ def test_evaluate_command_writes_tables_and_json(
     expected = sum(s["mean_rmse"] for s in scenes) / 2
     bilinear = next(line for line in summary if line.startswith("| bilinear |")).split(" | ")
     assert bilinear[1] == f"{expected:.1f}"
+    bicubic_mean = sum(next(s for s in d["scores"] if s["method"] == "bicubic")["mean_rmse"]
+                       for d in document) / 2  # fmt: skip
+    assert bilinear[3] == f"{expected / bicubic_mean:.3f}"  # the ratio of the mean RMSEs
     pngs = sorted(figures.glob("*.png"))
     assert len(pngs) == 6  # metrics, residuals and comparison for each scene
     for png in pngs:
@@ -118,3 +122,19 @@ def test_exact_bands_score_a_finite_sre_and_strict_json(
     assert bicubic["rmse"][-1] == 0  # B12, exact
     assert bicubic["sre_db"][-1] == pytest.approx(10 * np.log10(12 * 123.0**2))
     assert "inf" not in result.stdout.split("### Over 2 scenes")[1]
+
+
+def test_scale_all_scores_each_scale_as_if_asked_alone(tiny_models: Path, tmp_path: Path) -> None:
+    """--scale all once cropped the scene to the 60 m lattice for the 2× scores as well, so
+    they differed from --scale 2 (the demo's 28.6 DN read 28.5)."""
+    folder = band_rasters(tmp_path / "bands", nested_crops(250))
+    documents = {}
+    for scale in ("2", "all"):
+        out = tmp_path / f"{scale}.json"
+        result = dsen2("evaluate", folder, "--scale", scale, "--model", tiny_models, "--json", out)
+        assert result.returncode == 0, result.stderr
+        documents[scale] = json.loads(out.read_text())
+    alone, both = documents["2"], documents["all"]
+    assert [d["scale"] for d in both] == [2, 6]
+    assert alone[0]["size_px"] == [124, 124]  # 20 m target pixels; 120 when cropped to 60 m
+    assert both[0] == alone[0]
