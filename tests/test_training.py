@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from dsen2.catalogue import sha256_of
 from dsen2.errors import DeviceError, ModelError, ProductFormatError
 from dsen2.evaluation import load_scene
 from dsen2.modelmeta import read_metadata
@@ -78,7 +79,10 @@ def test_training_lowers_validation_loss_and_exports(scenes, tmp_path: Path) -> 
     metadata = read_metadata(onnx_file)
     assert metadata.trained and metadata.variant == "custom" and metadata.scale == 2
     assert "scene-a" in metadata.training or scenes[0].name in metadata.training
-    assert (run_dir / "tiny-t2x.md").read_text().startswith("# tiny-t2x")
+    card = (run_dir / "tiny-t2x.md").read_text()
+    assert card.startswith("# tiny-t2x")
+    assert "- recipe: seed 3, batch 16, NAdam at learning rate 0.001 (halved after 5 " in card
+    assert f"`tiny-t2x.onnx`, sha256 {sha256_of(onnx_file)}" in card
     scores = dsen2("evaluate", scenes[1], "--model", run_dir, "--json", tmp_path / "s.json")
     assert scores.returncode == 0, scores.stderr
     assert "| tiny-t2x |" in scores.stdout  # the run's checkpoint next to bicubic and bilinear

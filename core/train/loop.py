@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F  # noqa: N812
 
+from dsen2 import __version__
+from dsen2.catalogue import sha256_of
 from dsen2.errors import DeviceError
 from dsen2.train.atmosphere import random_atmosphere
 from dsen2.train.config import (
@@ -400,18 +402,34 @@ def export_run(run_dir: Path, version: str = "0.1.0", name: str | None = None) -
     )
     metadata = metadata_for(model, name, architecture["name"], True, summary, version)
     path = export(model, run_dir / f"{name}.onnx", metadata)
+    optim = config["optim"]
+    augmentation = ", ".join(
+        [
+            "flips and 90° rotations" if data.get("augment", True) else "no flips or rotations",
+            *(
+                f"{label} {tuple(data[key])}"
+                for key, label in (("gain_range", "gain"), ("band_gain_range", "band gain"))
+                if data.get(key)
+            ),
+        ]
+    )
     card = [
         f"# {name}",
         "",
         f"- variant: {architecture['name']} (d={architecture['num_blocks']}, "
         f"f={architecture['feature_size']}), {scale}×",
         f"- training: {summary}",
+        f"- recipe: seed {config.get('seed', 0)}, batch {optim['batch_size']}, NAdam at "
+        f"learning rate {optim['learning_rate']:g} (halved after {optim['plateau_patience']} "
+        f"epochs without improvement), {loss} loss, {augmentation}",
+        f"- exported {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by dsen2 "
+        f"{__version__}: `{path.name}`, sha256 {sha256_of(path)}",
         "",
         f"| epoch | train {loss} | validation {loss} | learning rate | seconds |",
         "|---|---|---|---|---|",
         *(
             f"| {r['epoch']} | {r['train_loss']} | {r['validation_loss']} | {r['learning_rate']} | "
-            f"{float(r['seconds']):.1f} |"
+            f"{float(r['seconds']):.2f} |"
             for r in log
         ),
     ]
