@@ -170,7 +170,7 @@ class Tile:
 
 def superresolve(
     product: Product,
-    output: Path,
+    output: str | Path,
     options: RunOptions,
     progress: ProgressCallback = no_progress,
     is_cancelled: CancelPredicate = never_cancelled,
