@@ -628,6 +628,7 @@ def _start_local_cluster(plan: ClusterPlan, dashboard_address: str | None) -> Sp
                         "nthreads": 1,
                         "memory_limit": plan.memory_limit_bytes,
                         "env": {"CUDA_VISIBLE_DEVICES": gpu},
+                        "silence_logs": logging.ERROR,
                     },
                 }
                 for index, gpu in enumerate(plan.gpu_ids)
@@ -639,6 +640,9 @@ def _start_local_cluster(plan: ClusterPlan, dashboard_address: str | None) -> Sp
         processes=True,
         memory_limit=plan.memory_limit_bytes,
         dashboard_address=dashboard_address,
+        # the console is the batch's own (progress, report); Dask's warnings, e.g. a task
+        # cancelled by Ctrl-C "ended with CancelledError", are noise there, its errors are not
+        silence_logs=logging.ERROR,
     )
 
 
