@@ -29,7 +29,7 @@ from dsen2.engine import (
     superresolve,
 )
 from dsen2.errors import DSen2Error
-from dsen2.evaluation import evaluate, load_scene, markdown_table
+from dsen2.evaluation import evaluate, json_document, load_scene, markdown_table
 from dsen2.inference import Device, Precision
 from dsen2.modelmeta import read_metadata
 from dsen2.product import open_product
@@ -375,7 +375,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         for path in write_figures(reports, args.figures):
             print(f"figure: {path}")
     if args.json:
-        document = [report.to_dict() for report in reports]
+        document = json_document(reports, models)
         args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return 0
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from dsen2 import __version__
 from dsen2.bands import BANDS_BY_GRID
 from dsen2.catalogue import ResolvedModel
 from dsen2.degradation import wald_pair
@@ -232,42 +233,107 @@ def markdown_table(reports: Sequence[SceneReport]) -> str:
     return "\n".join(lines)
 
 
-def summary_table(reports: Sequence[SceneReport]) -> list[str]:
-    """Markdown lines averaging each method over the scenes of each (scale, factor) with more
-    than one scene: mean RMSE, its ratio to bicubic both ways (the mean of per-scene ratios,
-    which weighs every scene alike, and the ratio of the mean RMSEs, which weighs scenes by
-    their error), mean SRE, UIQ and SAM, and on how many scenes the method's mean RMSE beats
-    bicubic's."""
-    lines: list[str] = []
+@dataclass(frozen=True)
+class MethodSummary:
+    """One method over the scenes of one (scale, factor) group.
+
+    Attributes:
+        ratio_mean_of_scenes: the mean over scenes of RMSE / bicubic's RMSE (every scene
+            weighs alike).
+        ratio_of_means: the mean RMSE over bicubic's mean RMSE (scenes weigh by their error).
+        beats_bicubic: on how many scenes the mean RMSE is below bicubic's.
+    """
+
+    method: str
+    mean_rmse: float
+    ratio_mean_of_scenes: float
+    ratio_of_means: float
+    mean_sre_db: float
+    mean_uiq: float
+    mean_sam_deg: float
+    beats_bicubic: int
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    """Every method averaged over the scenes scored at one scale and degradation factor."""
+
+    scale: int
+    factor: int
+    scenes: tuple[str, ...]
+    methods: tuple[MethodSummary, ...]
+
+
+def summarise(reports: Sequence[SceneReport]) -> list[GroupSummary]:
+    """A summary for each (scale, factor) scored on more than one scene."""
     groups: dict[tuple[int, int], list[SceneReport]] = {}
     for report in reports:
         groups.setdefault((report.scale, report.factor), []).append(report)
+    summaries = []
     for (scale, factor), group in groups.items():
         if len(group) < 2:
             continue
-        lines.append(f"### Over {len(group)} scenes — {scale}× network, degraded ×{factor}")
+        bicubic = [next(s for s in r.scores if s.method == "bicubic") for r in group]
+        methods = []
+        for method in [s.method for s in group[0].scores]:
+            scores = [next(s for s in r.scores if s.method == method) for r in group]
+            ratios = [s.mean_rmse / b.mean_rmse for s, b in zip(scores, bicubic, strict=True)]
+            mean_rmse = float(np.mean([s.mean_rmse for s in scores]))
+            methods.append(
+                MethodSummary(
+                    method=method,
+                    mean_rmse=mean_rmse,
+                    ratio_mean_of_scenes=float(np.mean(ratios)),
+                    ratio_of_means=mean_rmse / float(np.mean([b.mean_rmse for b in bicubic])),
+                    mean_sre_db=float(np.mean([s.mean_sre_db for s in scores])),
+                    mean_uiq=float(np.mean([s.mean_uiq for s in scores])),
+                    mean_sam_deg=float(np.mean([s.sam_deg for s in scores])),
+                    beats_bicubic=sum(ratio < 1 for ratio in ratios),
+                )
+            )
+        summaries.append(GroupSummary(scale, factor, tuple(r.scene for r in group), tuple(methods)))
+    return summaries
+
+
+def summary_table(reports: Sequence[SceneReport]) -> list[str]:
+    """Markdown lines of :func:`summarise`: mean RMSE, its ratio to bicubic both ways, mean
+    SRE, UIQ and SAM, and on how many scenes each method beats bicubic."""
+    lines: list[str] = []
+    for group in summarise(reports):
+        count = len(group.scenes)
+        lines.append(f"### Over {count} scenes — {group.scale}× network, degraded ×{group.factor}")
         lines.append("")
         lines.append(
             "| method | RMSE (DN) | RMSE / bicubic, mean of scene ratios | mean RMSE / "
             "bicubic's | SRE (dB) | UIQ | SAM (°) | beats bicubic |"
         )
         lines.append("|---|---|---|---|---|---|---|---|")
-        for method in [s.method for s in group[0].scores]:
-            rows = [(r, next(s for s in r.scores if s.method == method)) for r in group]
-            ratios = [
-                scores.mean_rmse / next(s for s in r.scores if s.method == "bicubic").mean_rmse
-                for r, scores in rows
-            ]
-            wins = sum(ratio < 1 for ratio in ratios)
-            bicubic = np.mean(
-                [next(s for s in r.scores if s.method == "bicubic").mean_rmse for r in group]
-            )
-            mean_rmse = np.mean([s.mean_rmse for _, s in rows])
+        for m in group.methods:
             lines.append(
-                f"| {method} | {mean_rmse:.1f} | {np.mean(ratios):.3f} | "
-                f"{mean_rmse / bicubic:.3f} | {np.mean([s.mean_sre_db for _, s in rows]):.2f} | "
-                f"{np.mean([s.mean_uiq for _, s in rows]):.4f} | "
-                f"{np.mean([s.sam_deg for _, s in rows]):.3f} | {wins}/{len(group)} |"
+                f"| {m.method} | {m.mean_rmse:.1f} | {m.ratio_mean_of_scenes:.3f} | "
+                f"{m.ratio_of_means:.3f} | {m.mean_sre_db:.2f} | {m.mean_uiq:.4f} | "
+                f"{m.mean_sam_deg:.3f} | {m.beats_bicubic}/{count} |"
             )
         lines.append("")
     return lines
+
+
+def json_document(
+    reports: Sequence[SceneReport], models: Sequence[ResolvedModel]
+) -> dict[str, object]:
+    """What `dsen2 evaluate --json` writes: the dsen2 version and models (with sha256) that
+    made the numbers, every scene's scores, and the summaries."""
+    return {
+        "dsen2_version": __version__,
+        "models": [
+            {
+                "name": m.metadata.name,
+                "scale": m.metadata.scale,
+                "file": str(m.path),
+                "sha256": m.sha256,
+            }
+            for m in models
+        ],
+        "scenes": [report.to_dict() for report in reports],
+        "summaries": [asdict(group) for group in summarise(reports)],
+    }

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from dsen2.catalogue import resolve_models
+from dsen2.catalogue import resolve_models, sha256_of
 from dsen2.degradation import wald_pair
 from dsen2.evaluation import evaluate, read_scene
 from dsen2.product import open_product
@@ -74,22 +74,29 @@ def test_evaluate_command_writes_tables_and_json(
     assert result.returncode == 0, result.stderr
     assert "| RMSE (DN) | B5 | B6 | B7 | B8A | B11 | B12 | mean |" in result.stdout
     document = json.loads(report.read_text())
-    assert len(document) == 2
-    methods = [s["method"] for s in document[0]["scores"]]
+    assert document["dsen2_version"] and len(document["scenes"]) == 2
+    (model,) = document["models"]  # the 2× model of the folder: the numbers' provenance
+    assert model["name"] == "tiny-2x-random" and model["sha256"] == sha256_of(Path(model["file"]))
+    methods = [s["method"] for s in document["scenes"][0]["scores"]]
     assert methods == ["bicubic", "bilinear", "tiny-2x-random"]
-    assert all(len(s["rmse"]) == 6 for s in document[0]["scores"])
+    assert all(len(s["rmse"]) == 6 for s in document["scenes"][0]["scores"])
     text = table.read_text()
     assert text.count("### ") == 3 and "### Over 2 scenes — 2× network, degraded ×2" in text
     summary = text.split("### Over 2 scenes")[1].splitlines()
     bicubic = next(line for line in summary if line.startswith("| bicubic |")).split(" | ")
     assert bicubic[2] == "1.000" and bicubic[-1] == "0/2 |"  # the reference never beats itself
-    scenes = [next(s for s in d["scores"] if s["method"] == "bilinear") for d in document]
+    scenes = [next(s for s in d["scores"] if s["method"] == "bilinear") for d in document["scenes"]]
     expected = sum(s["mean_rmse"] for s in scenes) / 2
     bilinear = next(line for line in summary if line.startswith("| bilinear |")).split(" | ")
     assert bilinear[1] == f"{expected:.1f}"
     bicubic_mean = sum(next(s for s in d["scores"] if s["method"] == "bicubic")["mean_rmse"]
-                       for d in document) / 2  # fmt: skip
+                       for d in document["scenes"]) / 2  # fmt: skip
     assert bilinear[3] == f"{expected / bicubic_mean:.3f}"  # the ratio of the mean RMSEs
+    (group,) = document["summaries"]  # the JSON holds the table's numbers unrounded
+    summary_row = next(m for m in group["methods"] if m["method"] == "bilinear")
+    assert summary_row["mean_rmse"] == pytest.approx(expected)
+    assert summary_row["ratio_of_means"] == pytest.approx(expected / bicubic_mean)
+    assert f"{summary_row['ratio_mean_of_scenes']:.3f}" == bilinear[2]
     pngs = sorted(figures.glob("*.png"))
     assert len(pngs) == 6  # metrics, residuals and comparison for each scene
     for png in pngs:
@@ -118,7 +125,7 @@ def test_exact_bands_score_a_finite_sre_and_strict_json(
         raise AssertionError(f"{constant} in the JSON report")
 
     document = json.loads(report.read_text(), parse_constant=refuse)
-    bicubic = next(s for s in document[0]["scores"] if s["method"] == "bicubic")
+    bicubic = next(s for s in document["scenes"][0]["scores"] if s["method"] == "bicubic")
     assert bicubic["rmse"][-1] == 0  # B12, exact
     assert bicubic["sre_db"][-1] == pytest.approx(10 * np.log10(12 * 123.0**2))
     assert "inf" not in result.stdout.split("### Over 2 scenes")[1]
@@ -134,7 +141,7 @@ def test_scale_all_scores_each_scale_as_if_asked_alone(tiny_models: Path, tmp_pa
         result = dsen2("evaluate", folder, "--scale", scale, "--model", tiny_models, "--json", out)
         assert result.returncode == 0, result.stderr
         documents[scale] = json.loads(out.read_text())
-    alone, both = documents["2"], documents["all"]
+    alone, both = documents["2"]["scenes"], documents["all"]["scenes"]
     assert [d["scale"] for d in both] == [2, 6]
     assert alone[0]["size_px"] == [124, 124]  # 20 m target pixels; 120 when cropped to 60 m
     assert both[0] == alone[0]

@@ -255,7 +255,7 @@ def test_npz_scenes_give_the_same_patches_and_scores(scenes, tmp_path: Path) -> 
     for scene, report in ((scenes[0], json_product), (archive, json_npz)):
         result = dsen2("evaluate", scene, "--scale", "6", "--json", report)
         assert result.returncode == 0, result.stderr
-    scores = [json.loads(p.read_text())[0]["scores"] for p in (json_product, json_npz)]
+    scores = [json.loads(p.read_text())["scenes"][0]["scores"] for p in (json_product, json_npz)]
     assert scores[0] == scores[1]
     np.savez(archive, b10=arrays[1])
     with pytest.raises(ProductFormatError, match="lacks array"):
