@@ -39,8 +39,9 @@ from dsen2.window import Window
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 _TILE_SIZE_HELP = (
-    f"tile edge in 10 m pixels, a positive multiple of 6 (default {DEFAULT_TILE_SIZE_PX}; "
-    f"{BF16_TILE_SIZE_PX} with --precision bf16)"
+    f"tile edge in 10 m pixels, rounded down to a multiple of 6 (2 with --bands 20m or 5m) "
+    f"with a warning; 0: the default, {DEFAULT_TILE_SIZE_PX} ({BF16_TILE_SIZE_PX} with "
+    "--precision bf16)"
 )
 
 
@@ -84,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--tile-size",
-        type=int,
+        type=_tile_size,
         default=0,
         metavar="PX",
         help=_TILE_SIZE_HELP,
@@ -108,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="for band folders: the radiometric offset of the DN (-1000 for "
         "products of baseline 04.00 and later); SAFE products carry their own",
     )
-    run.add_argument("--threads", type=int, help="CPU threads for inference (default: all cores)")
+    run.add_argument(
+        "--threads", type=_positive_int, help="CPU threads for inference (default: all cores)"
+    )
     run.add_argument(
         "--precision",
         choices=[p.value for p in Precision],
@@ -222,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--precision", choices=[p.value for p in Precision], default="fp32", help="as for 'run'"
     )
-    batch.add_argument("--tile-size", type=int, default=0, metavar="PX", help=_TILE_SIZE_HELP)
+    batch.add_argument(
+        "--tile-size", type=_tile_size, default=0, metavar="PX", help=_TILE_SIZE_HELP
+    )
     batch.add_argument("--roi", type=_parse_roi, metavar="COL,ROW,WIDTH,HEIGHT")
     batch.add_argument("--cog", action="store_true", help="write Cloud-Optimized GeoTIFFs")
     batch.add_argument("--reflectance", action="store_true", help="write float32 reflectance")
@@ -240,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument(
         "--threads-per-worker",
-        type=int,
+        type=_positive_int,
         metavar="N",
         help="CPU threads each product gets (default: cores shared among the workers)",
     )
@@ -488,13 +493,23 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tile_size(text: str) -> int:
+    return _whole_number(text, 0)
+
+
 def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+        value = least - 1
+    if value < least:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of at least {least}, got {text!r}"
+        )
     return value
 
 

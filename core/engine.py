@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ from dsen2.bands import BANDS_10M, BY_NAME, OUTPUT_5M, OUTPUT_20M, OUTPUT_ALL
 from dsen2.catalogue import ResolvedModel, resolve_models
 from dsen2.detail import DetailFit, DetailWeights
 from dsen2.errors import CancelledError, OptionsError, WindowError
-from dsen2.grid import Nesting
+from dsen2.grid import Grid, Nesting
 from dsen2.inference import Device, Precision, Session, create_session, run_session, session_device
 from dsen2.modelmeta import DETAIL_INPUT, ModelMetadata
 from dsen2.nodata import fill_nodata, valid_mask
@@ -73,8 +74,9 @@ class RunOptions:
         bands: ``"all"`` (B1…B12 without B10), ``"20m"`` (the six 20 m bands), or ``"5m"``
             (B2 B3 B4 B8 B5 B6 B7 B8A on a 5 m grid, with a 4× model trained on SEN2VENµS).
         device: where the networks run (a Device, or its value: "auto", "cuda", "cpu").
-        tile_size_px: edge of a tile on the 10 m grid, a positive multiple of 6 (the 60 m
-            lattice); 0 (the default) picks the precision's: 384 px in fp32, 768 px in bf16.
+        tile_size_px: edge of a tile on the 10 m grid, rounded down to the lattice of the
+            coarsest band read (6 px, or 2 px without the 60 m bands; the run warns when it
+            rounds); 0 (the default) picks the precision's: 384 px in fp32, 768 px in bf16.
         roi: region of interest in pixels of the input's 10 m band grid, or None for all.
         cog: write a Cloud-Optimized GeoTIFF.
         reflectance: write float32 reflectance instead of DN in the input's convention.
@@ -105,23 +107,23 @@ class RunOptions:
                 choices = ", ".join(member.value for member in kind)
                 raise OptionsError(f"{name} must be one of {choices}; got {value!r}")
             object.__setattr__(self, name, kind(value))  # a plain string becomes the member
-        size = self.tile_size_px
-        if type(size) is not int or size < 0 or size % 6:
-            example = max(6, size // 6 * 6) if type(size) is int else DEFAULT_TILE_SIZE_PX
-            raise OptionsError(
-                "the tile size must be a positive multiple of 6 px (the 60 m pixel lattice), "
-                f"e.g. {example}, or 0 for the default; got {size!r}"
-            )
-        if self.threads is not None and (type(self.threads) is not int or self.threads < 1):
-            raise OptionsError(
-                f"threads must be a whole number of at least 1; got {self.threads!r}"
-            )
+        for name, least in (("tile_size_px", 0), ("threads", 1)):
+            value = getattr(self, name)
+            if value is None and name == "threads":
+                continue
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < least:
+                raise OptionsError(
+                    f"{name} must be a whole number of at least {least}"
+                    + (" (0: the precision's default)" if name == "tile_size_px" else "")
+                    + f"; got {value!r}"
+                )
+            object.__setattr__(self, name, int(value))  # numpy integers become int
         if self.roi is not None and not isinstance(self.roi, Window):
             raise OptionsError(
                 f"roi must be a dsen2.window.Window (col_off, row_off, width, height); "
                 f"got {self.roi!r}"
             )
-        if size == 0:  # resolved once, so every reader of the options sees the same
+        if self.tile_size_px == 0:  # resolved once, so every reader of the options sees the same
             object.__setattr__(self, "tile_size_px", default_tile_size_px(self.precision))
 
     @property
@@ -214,8 +216,14 @@ def superresolve(
             else None
         )
         detail_weights = None if detail is None else detail.values
+        warnings = (
+            resolution_warnings(infos[0].grid)
+            + roi_warnings(nesting, options.roi)
+            + tile_size_warnings(options.tile_size_px, plan)
+            + detail_warnings(detail)
+        )
         spec = _output_spec(
-            product, output, infos[0], nesting, plan, options, models, groups, detail
+            product, output, infos[0], nesting, plan, options, models, groups, detail, warnings
         )
         with open_output(spec) as sink:
 
@@ -260,9 +268,7 @@ def superresolve(
         device=session_device(next(iter(sessions.values()))),
         tiles=len(tiles),
         seconds=time.perf_counter() - started,
-        warnings=resolution_warnings(infos[0])
-        + roi_warnings(nesting, options.roi)
-        + detail_warnings(detail),
+        warnings=warnings,
     )
 
 
@@ -297,16 +303,26 @@ def image_window(nesting: Nesting, roi: Window | None) -> Window:
     return Window(col_off, row_off, col_end - col_off, row_end - row_off)
 
 
-def resolution_warnings(reference: BandGridInfo) -> tuple[str, ...]:
-    """A warning when the 10 m bands are not at Sentinel-2's native 10 m (an overview, a
+def resolution_warnings(reference: Grid) -> tuple[str, ...]:
+    """A warning when the 10 m bands' grid is not at Sentinel-2's native 10 m (an overview, a
     resampled product): the networks were trained and measured at native resolution."""
-    size_m = reference.grid.pixel_size_m
+    size_m = reference.pixel_size_m
     if abs(size_m - 10) <= 0.01:
         return ()
     return (
         f"The 10 m bands have {size_m:g} m pixels, not Sentinel-2's native 10 m (an overview or "
         "a resampled product?). The networks were trained at native resolution, so their "
         "output may be worse than their model cards say.",
+    )
+
+
+def tile_size_warnings(asked_px: int, plan: TilePlan) -> tuple[str, ...]:
+    """A warning when the tile size was rounded down to the lattice of the bands read."""
+    if plan.tile_size_px == asked_px:
+        return ()
+    return (
+        f"The tile size {asked_px} px is not a multiple of {plan.align_px} px (the pixel "
+        f"lattice of the coarsest band read); {plan.tile_size_px} px is used.",
     )
 
 
@@ -384,10 +400,13 @@ def detail_warnings(detail: DetailWeights | None) -> tuple[str, ...]:
 
 
 def recorded_warnings(tags: dict[str, str]) -> tuple[str, ...]:
-    """The warnings of the run that wrote an output, from its :func:`provenance_tags`."""
+    """The warnings of the run that wrote an output, from its tags: ``DSEN2_WARNINGS``, or
+    for an output written before that tag, the detail fit's problem in ``DSEN2_DETAIL_FIT``."""
     try:
+        if "DSEN2_WARNINGS" in tags:
+            return tuple(str(warning) for warning in json.loads(tags["DSEN2_WARNINGS"]))
         fit = json.loads(tags.get("DSEN2_DETAIL_FIT", "null"))
-    except ValueError:
+    except (ValueError, TypeError):
         return ()
     if not isinstance(fit, dict) or not fit.get("problem"):
         return ()
@@ -533,7 +552,8 @@ def process_tile(
         if band in predictions:
             valid = valid_20m & centre_valid[6] if factor == 6 else valid_20m
             floor = radiometry.network_floor(band)
-            rows.append((band, lifted_to_floor(predictions[band], floor, factor * out), valid))
+            lifted = lifted_to_floor(predictions[band], floor, factor * out, valid)
+            rows.append((band, lifted, valid))
         else:  # a 10 m band on the 10 m grid: copied unchanged
             rows.append((band, raw_10m[BANDS_10M.index(band)].astype(np.float32), None))
     return _convert(rows, radiometry, options.reflectance)
@@ -629,10 +649,12 @@ def _output_spec(
     models: dict[int, ResolvedModel],
     groups: dict[int, tuple[str, ...]],
     detail: DetailWeights | None,
+    warnings: tuple[str, ...],
 ) -> OutputSpec:
-    """The output's grid, bands and tags; ``detail`` (the scene's weights, for models that take
-    them) is recorded as DSEN2_DETAIL_WEIGHTS and DSEN2_DETAIL_FIT so a run can be audited and
-    repeated."""
+    """The output's grid, bands and tags; ``warnings`` (the run's) are recorded as
+    DSEN2_WARNINGS, so a batch rerun that skips the output can repeat them; ``detail`` (the
+    scene's weights, for models that take them) is recorded as DSEN2_DETAIL_WEIGHTS and
+    DSEN2_DETAIL_FIT so a run can be audited and repeated."""
     nested_grid = info.grid.sub_grid(nesting.window_10m)
     grid = nested_grid.sub_grid(plan.image).refined(options.output_factor)
     radiometry = product.radiometry
@@ -655,6 +677,7 @@ def _output_spec(
         ),
         "BAND_NAMES": ",".join(bands),
         "OUTPUT_GSD_M": f"{info.grid.pixel_size_m / options.output_factor:g}",
+        "DSEN2_WARNINGS": json.dumps(list(warnings)),
         "ROI_10M_PX": json.dumps(
             [
                 plan.image.col_off + nesting.window_10m.col_off,

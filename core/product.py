@@ -88,7 +88,7 @@ def open_product(
         InputNotFoundError, ProductFormatError.
     """
     if isinstance(inputs, str | Path):  # one path given bare, not a list of its characters
-        inputs = [inputs]
+        inputs = [inputs] if str(inputs) else []  # "" is no input, not the working folder
     paths = [Path(p) for p in inputs]
     if not paths:
         raise InputNotFoundError("no input given; pass a SAFE product, a folder or band files")

@@ -92,22 +92,33 @@ class Radiometry:
 
 
 def lifted_to_floor(
-    values: npt.NDArray[np.float32], floor: float, block_px: int
+    values: npt.NDArray[np.float32],
+    floor: float,
+    block_px: int,
+    valid: npt.NDArray[np.bool_] | None = None,
 ) -> npt.NDArray[np.float32]:
     """``values`` [rows, cols] with every pixel below ``floor`` raised to it, the difference
     taken from the pixels above it in the same ``block_px``² block in proportion to how far
     they lie above, so each block (one input pixel of a coarser band) keeps its mean: a network
     that undershoots next to strong detail neither leaves values the product cannot hold nor
-    loses the consistency of its block means. A block whose mean is below ``floor`` becomes
-    ``floor`` (clipped). Blocks with nothing below ``floor`` are returned unchanged."""
-    if not (values < floor).any():  # the common case, checked cheaply
+    loses the consistency of its block means. A block whose mean is below ``floor``, or one
+    holding a pixel outside ``valid`` (its mean mixes in a prediction made on filled no-data),
+    is only clipped. Blocks with nothing below ``floor`` are returned unchanged."""
+    below = values < floor
+    if valid is not None:
+        below &= valid
+    if not below.any():  # the common case, checked cheaply
         return values
     rows, cols = values.shape
-    blocks = values.reshape(rows // block_px, block_px, cols // block_px, block_px)
+    shape = (rows // block_px, block_px, cols // block_px, block_px)
+    blocks = values.reshape(shape)
     excess = blocks.astype(np.float64) - floor
     deficit = np.clip(-excess, 0, None).sum(axis=(1, 3), keepdims=True)
     surplus = np.clip(excess, 0, None)
     total = surplus.sum(axis=(1, 3), keepdims=True)
     kept = np.clip(1 - deficit / np.where(total > 0, total, 1), 0, None)
     lifted = np.where(deficit > 0, floor + surplus * kept, blocks)
+    if valid is not None:
+        whole = valid.reshape(shape).all(axis=(1, 3), keepdims=True)
+        lifted = np.where(whole, lifted, np.maximum(blocks, floor))
     return lifted.reshape(rows, cols).astype(np.float32)

@@ -324,29 +324,29 @@ def test_provenance_decides_what_is_redone(
 
 
 def test_a_runs_warnings_reach_the_report(tiny_detail_models: Path, tmp_path: Path) -> None:
-    """A product whose 60 m bands hold too little data for the detail weights: done, and its
-    report row carries the run's warning (JSON and CSV alike); a rerun that skips it reports
-    the same warning, and the console prints it under the product's line."""
+    """A product whose 60 m bands hold too little data for the detail weights, asked for an
+    ROI reaching past its edge: done, and its report row carries both warnings (JSON and CSV
+    alike); a rerun that skips it reports the same warnings, from the output's DSEN2_WARNINGS
+    tag, and the console prints each under the product's line."""
     folder = band_rasters(tmp_path / "bands", crops_with_60m_data_on_3x3_px())
-    options = RunOptions(model=str(tiny_detail_models), threads=1)
+    options = RunOptions(model=str(tiny_detail_models), threads=1, roi=Window(60, 0, 90, 120))
     job = ProductJob(0, folder, "sparse", tmp_path / "sparse_10m.tif", options)
     outcome = process_product(job)
     assert outcome.status is Status.DONE and outcome.error is None, outcome.error
-    assert (
-        len(outcome.warnings) == 1 and "detail weights could not be fitted" in outcome.warnings[0]
-    )
+    assert len(outcome.warnings) == 2 and "reaches past" in outcome.warnings[0]
+    assert "detail weights could not be fitted" in outcome.warnings[1]
     report = BatchReport((outcome,), 1.0, "local")
     (row,) = json.loads(report.to_json())["products"]
-    assert row["warnings"] == outcome.warnings[0]
+    assert row["warnings"] == " | ".join(outcome.warnings)
     (csv_row,) = csv.DictReader(report.to_csv().splitlines())
-    assert csv_row["warnings"] == outcome.warnings[0]
-    rerun = process_product(job)  # skipped: the warning comes from the output's tags
+    assert csv_row["warnings"] == " | ".join(outcome.warnings)
+    rerun = process_product(job)  # skipped: the warnings come from the output's tags
     assert rerun.status is Status.SKIPPED and rerun.warnings == outcome.warnings
     console = io.StringIO()
     progress = ConsoleProgress(stream=console)
     progress.started(1, None)
     progress.finished(rerun)
-    assert console.getvalue().splitlines()[1] == f"  warning: {outcome.warnings[0]}"
+    assert console.getvalue().splitlines()[1:] == [f"  warning: {w}" for w in outcome.warnings]
 
 
 def test_inputs_expand_from_folders_and_lists(tmp_path: Path) -> None:

