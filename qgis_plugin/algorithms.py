@@ -57,8 +57,8 @@ sha256, product id, level, baseline, offsets) is written into the file's metadat
 (advanced). <b>Device</b>: <i>auto</i> uses CUDA when onnxruntime-gpu and an NVIDIA GPU are
 present, the CPU otherwise; asking for CUDA without one is an error.</p>
 <p><b>Time and memory</b>: memory is bounded by the tile size, not the image; tile size 0
-picks 384 pixels in fp32 (about 0.6 GB) and 768 in bf16; other sizes must be multiples of 6
-(the 60 m pixel lattice). A full 10980×10980 tile with both
+picks 384 pixels in fp32 (about 0.6 GB) and 768 in bf16; other sizes are rounded down to a
+multiple of 6 (the 60 m pixel lattice), with a warning. A full 10980×10980 tile with both
 networks takes about 17 minutes on two modern CPU cores in fp32 and 9 in bf16 (GPU times are
 not measured yet). Cancelling stops within one tile and leaves no output.</p>
 <p><b>Precision</b> (advanced): <i>bf16</i> runs the networks about twice as fast on CPUs
@@ -139,7 +139,7 @@ class _SuperResolveAlgorithm(QgsProcessingAlgorithm):
         advanced = [
             QgsProcessingParameterNumber(
                 self.TILE_SIZE,
-                self.tr("Tile size (10 m pixels, a multiple of 6; bounds memory; 0 = automatic)"),
+                self.tr("Tile size (10 m pixels, bounds memory; 0 = automatic)"),
                 type=QgsProcessingParameterNumber.Integer,
                 defaultValue=AUTOMATIC_TILE_SIZE_PX,
                 minValue=0,
