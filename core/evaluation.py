@@ -206,8 +206,8 @@ def markdown_table(reports: Sequence[SceneReport]) -> str:
         bands = report.scores[0].bands
         width, height = report.size_px
         lines.append(
-            f"### {report.scene} — {report.scale}× network, degraded ×{report.factor} "
-            f"({width}×{height} px target)"
+            f"### {report.scene} — {_subject(report.scale, report.scores)}, degraded "
+            f"×{report.factor} ({width}×{height} px target)"
         )
         for metric, unit in (("rmse", "DN"), ("sre_db", "dB"), ("uiq", "")):
             lines.append("")
@@ -301,7 +301,8 @@ def summary_table(reports: Sequence[SceneReport]) -> list[str]:
     lines: list[str] = []
     for group in summarise(reports):
         count = len(group.scenes)
-        lines.append(f"### Over {count} scenes — {group.scale}× network, degraded ×{group.factor}")
+        subject = _subject(group.scale, group.methods)
+        lines.append(f"### Over {count} scenes — {subject}, degraded ×{group.factor}")
         lines.append("")
         lines.append(
             "| method | RMSE (DN) | RMSE / bicubic, mean of scene ratios | mean RMSE / "
@@ -316,6 +317,13 @@ def summary_table(reports: Sequence[SceneReport]) -> list[str]:
             )
         lines.append("")
     return lines
+
+
+def _subject(scale: int, methods: Sequence[Scores | MethodSummary]) -> str:
+    """What a table scores: the network of that scale, or only the baselines (no --model)."""
+    if all(m.method in BASELINES for m in methods):
+        return f"bicubic and bilinear only (no {scale}× model given)"
+    return f"{scale}× network"
 
 
 def json_document(

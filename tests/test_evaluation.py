@@ -145,3 +145,11 @@ def test_scale_all_scores_each_scale_as_if_asked_alone(tiny_models: Path, tmp_pa
     assert [d["scale"] for d in both] == [2, 6]
     assert alone[0]["size_px"] == [124, 124]  # 20 m target pixels; 120 when cropped to 60 m
     assert both[0] == alone[0]
+
+
+def test_without_a_model_the_tables_say_they_hold_the_baselines_only(tmp_path: Path) -> None:
+    folder = band_rasters(tmp_path / "bands", nested_crops(240))
+    result = dsen2("evaluate", folder, "--scale", "6")
+    assert result.returncode == 0, result.stderr
+    assert "### bands — bicubic and bilinear only (no 6× model given), degraded ×6" in result.stdout
+    assert "network" not in result.stdout
