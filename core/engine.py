@@ -217,7 +217,8 @@ def superresolve(
         )
         detail_weights = None if detail is None else detail.values
         warnings = (
-            resolution_warnings(infos[0].grid)
+            offset_warnings(product)
+            + resolution_warnings(infos[0].grid)
             + roi_warnings(nesting, options.roi)
             + tile_size_warnings(options.tile_size_px, plan)
             + detail_warnings(detail)
@@ -313,6 +314,22 @@ def resolution_warnings(reference: Grid) -> tuple[str, ...]:
         f"The 10 m bands have {size_m:g} m pixels, not Sentinel-2's native 10 m (an overview or "
         "a resampled product?). The networks were trained at native resolution, so their "
         "output may be worse than their model cards say.",
+    )
+
+
+def offset_warnings(product: Product) -> tuple[str, ...]:
+    """A warning when a band folder's name says processing baseline 04.00 or later, whose DN
+    carry an offset of −1000, but no offset was given (a folder has no metadata to read)."""
+    baseline = product.processing_baseline
+    if product.kind != "bands" or product.radiometry.source == "--offset" or baseline is None:
+        return ()
+    if baseline < "04.00":
+        return ()
+    return (
+        f"The input's name says processing baseline {baseline}, whose DN carry an offset of "
+        "-1000, but a band folder holds no metadata to read it from, so none was removed: give "
+        "an offset of -1000 (--offset -1000; QGIS: Offset) if these are the product's original "
+        "DN, or --offset 0 if it was already removed.",
     )
 
 

@@ -24,6 +24,8 @@ from dsen2.radiometry import Radiometry
 RASTER_SUFFIXES = (".jp2", ".tif", ".tiff")
 _MTD_NAME = re.compile(r"^(?:.*_)?MTD_(?:MSI|SAF)(L1C|L2A)(?:_.*)?\.xml$", re.IGNORECASE)
 _RESOLUTION_SUFFIX = re.compile(r"_(10|20|60)m(?=\.[A-Za-z0-9]+$)")
+# a Sentinel-2 product name: S2A_MSIL2A_20220706T085611_N0400_R007_T33NZA_20220706T153419
+_PRODUCT_NAME = re.compile(r"MSI(L1C|L2A)_\d{8}T\d{6}_N(\d{2})(\d{2})_", re.IGNORECASE)
 _VSIZIP = re.compile(r"^/vsizip/(.+?\.zip)/", re.IGNORECASE)
 _DIMAP_BAND_NAME = re.compile(r"B(?:8A|0?[1-9]|1[0-2])", re.IGNORECASE)
 _DIMAP_LEVEL = re.compile(r"Level-?(1C|2A)|MSIL(1C|2A)", re.IGNORECASE)
@@ -118,11 +120,12 @@ def open_product(
         offsets_dn={band.name: offset_dn or 0.0 for band in ALL_BANDS},
         source="--offset" if offset_dn is not None else "assumed (no product metadata)",
     )
+    named = _PRODUCT_NAME.search(name)  # a folder named after its product tells level/baseline
     return Product(
         product_id=name,
         kind="bands",
-        level="unknown",
-        processing_baseline=None,
+        level=named.group(1).upper() if named else "unknown",
+        processing_baseline=f"{named.group(2)}.{named.group(3)}" if named else None,
         spacecraft=None,
         radiometry=radiometry,
         band_files=_match_bands([str(f) for f in files], strict_names=len(paths) > 1),

@@ -3,6 +3,7 @@ lists: each gets a one-line error, a non-zero exit code and no output file."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from osgeo import gdal
 
 from dsen2.bands import ALL_BANDS
+from tests.band_folders import band_rasters, nested_crops
 from tests.conftest import copy_bands, read_raster, write_band_tif
 from tests.safe_fixture import SafeSpec, original_dn
 
@@ -286,3 +288,24 @@ def test_bands_not_at_native_resolution_warn_and_tag_their_pixel_size(tmp_path: 
     assert dataset.GetMetadataItem("OUTPUT_GSD_M") == "100"
     assert dataset.GetGeoTransform()[1] == 100
     dataset = None
+
+
+def test_a_band_folder_named_after_a_baseline_04_product_warns_about_its_offset(
+    tmp_path: Path,
+) -> None:
+    """Major-TOM-style folders keep the product name; from baseline 04.00 the DN carry −1000,
+    which a folder cannot state: without --offset the run says so (and `info` shows it)."""
+    name = "S2A_MSIL2A_20220706T085611_N0400_R007_T33NZA_20220706T153419"
+    folder = band_rasters(tmp_path / name, nested_crops(60))
+    older = band_rasters(tmp_path / name.replace("N0400", "N0213"), nested_crops(60))
+    args = ("--model", "baseline", "--bands", "20m", "-q")
+    for source, offset, warned in ((folder, (), True), (folder, ("--offset", "-1000"), False),
+                                   (older, (), False)):  # fmt: skip
+        result = dsen2("run", source, "-o", tmp_path / "o.tif", *args, *offset)
+        assert result.returncode == 0, result.stderr
+        message = "warning: The input's name says processing baseline 04.00, whose DN carry"
+        assert (message in result.stderr) == warned, result.stderr
+    info = dsen2("info", folder, "--json")
+    assert info.returncode == 0, info.stderr
+    facts = json.loads(info.stdout)
+    assert facts["level"] == "L2A" and facts["processing_baseline"] == "04.00"
