@@ -422,19 +422,24 @@ def _snap(args: argparse.Namespace) -> int:
 
     user_dir = args.snap_user_dir or install.default_snap_user_dir()
     if args.action == "uninstall":
-        removed = install.uninstall(user_dir, args.tool_adapters_dir)
-        for folder in removed:
+        report = install.uninstall(user_dir, args.tool_adapters_dir)
+        for folder in report.removed:
             print(f"removed {folder}")
-        if not removed:
+        if report.kept_work is not None:
+            print(
+                f"removed the {install.ADAPTER_ALIAS} tool adapter but kept "
+                f"{report.kept_work}: it holds your results; delete it when done with them"
+            )
+        elif not report.removed:
             print(f"nothing of dsen2 was installed in {user_dir}")
         return 0
-    report = install.install(user_dir, args.tool_adapters_dir)
-    print(f"tool adapter {install.ADAPTER_ALIAS}: {report.tool_adapter}")
-    for folder in report.python_operators:
+    installed = install.install(user_dir, args.tool_adapters_dir)
+    print(f"tool adapter {install.ADAPTER_ALIAS}: {installed.tool_adapter}")
+    for folder in installed.python_operators:
         print(f"Python operator {install.OPERATOR_ALIAS}: {folder}")
-    print(report.python_operator_note)
+    print(installed.python_operator_note)
     print("restart SNAP, then try:")
-    print(f"  {report.gpt_example}")
+    print(f"  {installed.gpt_example}")
     return 0
 
 

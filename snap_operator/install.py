@@ -26,6 +26,7 @@ from dsen2.errors import DSen2Error
 
 ADAPTER_ALIAS = "DSen2"
 OPERATOR_ALIAS = "DSen2Tiles"
+WORK_DIR = "work"  # inside the adapter folder: the default target GeoTIFF's place
 OPERATOR_MODULE = "dsen2_tiles_op"
 # Python operator variants: installed folder name → packaged folder with -info.xml and services.
 OPERATOR_VARIANTS = {"dsen2_tiles": "snap10", "dsen2_tiles_snap9": "snap9"}
@@ -36,6 +37,15 @@ _PYTHON_CHECK = "import numpy, onnxruntime, dsen2.engine; print(dsen2.__version_
 
 class SnapInstallError(DSen2Error, OSError):
     """The SNAP user directory cannot be written or read."""
+
+
+@dataclass(frozen=True)
+class UninstallReport:
+    """What ``uninstall`` removed, and the adapter's work folder when it was kept because it
+    holds files (the user's results)."""
+
+    removed: tuple[Path, ...]
+    kept_work: Path | None
 
 
 @dataclass(frozen=True)
@@ -115,16 +125,36 @@ def install(snap_user_dir: Path, adapters_dir: Path | None = None) -> InstallRep
     return InstallReport(adapter, operators, note, example)
 
 
-def uninstall(snap_user_dir: Path, adapters_dir: Path | None = None) -> list[Path]:
-    """Remove what ``install`` wrote; return the folders removed."""
-    folders = [(adapters_dir or tool_adapters_dir(snap_user_dir)) / ADAPTER_ALIAS]
-    folders += [snap_python_dir(snap_user_dir) / name for name in OPERATOR_VARIANTS]
+def uninstall(snap_user_dir: Path, adapters_dir: Path | None = None) -> UninstallReport:
+    """Remove what ``install`` wrote. The adapter's ``work`` folder (where its default target
+    GeoTIFF goes) is kept when it holds files: they are the user's results."""
+    adapter = (adapters_dir or tool_adapters_dir(snap_user_dir)) / ADAPTER_ALIAS
     removed = []
-    for folder in folders:
+    kept_work = None
+    if adapter.is_dir():
+        _clear_keeping_work(adapter)
+        work = adapter / WORK_DIR
+        if work.is_dir() and any(work.iterdir()):
+            kept_work = work
+        else:
+            shutil.rmtree(adapter)
+            removed.append(adapter)
+    for folder in (snap_python_dir(snap_user_dir) / name for name in OPERATOR_VARIANTS):
         if folder.is_dir():
             shutil.rmtree(folder)
             removed.append(folder)
-    return removed
+    return UninstallReport(tuple(removed), kept_work)
+
+
+def _clear_keeping_work(adapter: Path) -> None:
+    """Delete the installed adapter's files, all but its ``work`` folder (the user's results)."""
+    for child in adapter.iterdir():
+        if child.name == WORK_DIR and child.is_dir():
+            continue
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def configured_python(snap_user_dir: Path) -> Path | None:
@@ -158,21 +188,24 @@ def _install_tool_adapter(adapters_dir: Path) -> Path:
     target = adapters_dir / ADAPTER_ALIAS
     source = package_dir() / "tool_adapter"
     try:
-        if target.exists():
-            shutil.rmtree(target)
+        if target.exists():  # a reinstall keeps work/, which holds the user's results
+            _clear_keeping_work(target)
         (target / "META-INF").mkdir(parents=True)
-        (target / "work").mkdir()
+        (target / WORK_DIR).mkdir(exist_ok=True)
         shutil.copy(source / "dsen2-template.vm", target / "dsen2-template.vm")
         tree = ET.parse(source / "META-INF" / "descriptor.xml")
         values = {
             "DSEN2_EXECUTABLE": str(dsen2_executable()),
-            "DSEN2_WORK_DIR": str(target / "work"),
+            "DSEN2_WORK_DIR": str(target / WORK_DIR),
         }
         for variable in tree.getroot().iter("variable"):
             value = variable.find("value")
             key = variable.findtext("key", "")
             if value is not None and key in values:
                 value.text = values[key]
+        for default in tree.getroot().iter("defaultValue"):  # SNAP opens the target file by
+            if default.text and "$DSEN2_WORK_DIR" in default.text:  # its literal default path
+                default.text = default.text.replace("$DSEN2_WORK_DIR", values["DSEN2_WORK_DIR"])
         tree.write(target / "META-INF" / "descriptor.xml", encoding="UTF-8", xml_declaration=True)
     except OSError as error:
         raise SnapInstallError(

@@ -46,6 +46,28 @@ def test_install_without_python_bridge_writes_the_tool_adapter(tmp_path: Path) -
     assert re.search(r"^  gpt DSen2 .*-f GeoTIFF-BigTIFF .*MTD_MSIL1C\.xml$", result.stdout, re.M)
     version = subprocess.run([executable, "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("dsen2 ")
+    defaults = {p.findtext("name"): p.findtext("defaultValue") for p in root.iter("parameter")}
+    assert defaults["targetProductFile"] == str(adapter / "work" / "dsen2_10m.tif")  # no $VAR
+
+
+def test_reinstall_and_uninstall_keep_the_users_results(tmp_path: Path) -> None:
+    """The default target GeoTIFF goes to the adapter's work folder: a reinstall (an upgrade)
+    or an uninstall must not delete it, as they once did."""
+    assert dsen2_snap("install", "--snap-user-dir", tmp_path).returncode == 0
+    adapter = tmp_path / "auxdata" / "tool-adapters" / "DSen2"
+    result = adapter / "work" / "dsen2_10m.tif"
+    result.write_bytes(b"a user's result")
+    again = dsen2_snap("install", "--snap-user-dir", tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert result.read_bytes() == b"a user's result"
+    assert (adapter / "META-INF" / "descriptor.xml").is_file()
+    removed = dsen2_snap("uninstall", "--snap-user-dir", tmp_path)
+    assert removed.returncode == 0, removed.stderr
+    assert f"kept {adapter / 'work'}: it holds your results" in removed.stdout
+    assert files_under(tmp_path) == {"auxdata/tool-adapters/DSen2/work/dsen2_10m.tif"}
+    result.unlink()
+    assert "removed" in dsen2_snap("uninstall", "--snap-user-dir", tmp_path).stdout
+    assert not adapter.exists()
 
 
 def write_bridge_config(snap_dir: Path, python: str) -> None:

@@ -214,7 +214,11 @@ class DSen2TilesOp:
             self._detail = engine.scene_detail_weights(
                 read, image_window(self._nesting, None), self._groups, self._radiometry
             )
-        warnings = engine.resolution_warnings(grids["B2"]) + engine.detail_warnings(self._detail)
+        warnings = (
+            engine.resolution_warnings(grids["B2"])
+            + engine.tile_size_warnings(options.tile_size_px, self._plan)
+            + engine.detail_warnings(self._detail)
+        )
         for warning in warnings:
             snap.jpy.get_type("org.esa.snap.core.util.SystemUtils").LOG.warning(warning)
         context.setTargetProduct(self._target_product(snap, source, grids["B2"]))
