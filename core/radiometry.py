@@ -111,14 +111,17 @@ def lifted_to_floor(
         return values
     rows, cols = values.shape
     shape = (rows // block_px, block_px, cols // block_px, block_px)
-    blocks = values.reshape(shape)
-    excess = blocks.astype(np.float64) - floor
-    deficit = np.clip(-excess, 0, None).sum(axis=(1, 3), keepdims=True)
+    hit = np.nonzero(below.reshape(shape).any(axis=(1, 3)))  # only blocks with an undershoot
+    blocks = values.reshape(shape).transpose(0, 2, 1, 3)[hit].astype(np.float64)  # [k, b, b]
+    excess = blocks - floor
+    deficit = np.clip(-excess, 0, None).sum(axis=(1, 2), keepdims=True)
     surplus = np.clip(excess, 0, None)
-    total = surplus.sum(axis=(1, 3), keepdims=True)
+    total = surplus.sum(axis=(1, 2), keepdims=True)
     kept = np.clip(1 - deficit / np.where(total > 0, total, 1), 0, None)
-    lifted = np.where(deficit > 0, floor + surplus * kept, blocks)
+    lifted = floor + surplus * kept
     if valid is not None:
-        whole = valid.reshape(shape).all(axis=(1, 3), keepdims=True)
+        whole = valid.reshape(shape).transpose(0, 2, 1, 3)[hit].all(axis=(1, 2), keepdims=True)
         lifted = np.where(whole, lifted, np.maximum(blocks, floor))
-    return lifted.reshape(rows, cols).astype(np.float32)
+    out = values.copy()
+    out.reshape(shape).transpose(0, 2, 1, 3)[hit] = lifted
+    return out
