@@ -374,11 +374,11 @@ class SuperResolveBands(_SuperResolveAlgorithm):
                 self.INPUT, self.tr("Sentinel-2 band layers"), QgsProcessing.TypeRaster
             )
         )
-        offset = QgsProcessingParameterNumber(
+        offset = QgsProcessingParameterNumber(  # unset: none given (0 says "already removed")
             self.OFFSET,
             self.tr("Radiometric offset of the DN (-1000 for baseline 04.00 and later)"),
             type=QgsProcessingParameterNumber.Double,
-            defaultValue=0.0,
+            optional=True,
         )
         offset.setFlags(offset.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(offset)
@@ -400,8 +400,9 @@ class SuperResolveBands(_SuperResolveAlgorithm):
             paths.append(source)
         if not paths:
             raise QgsProcessingException(self.tr("select the band layers of one product"))
-        offset_dn = self.parameterAsDouble(parameters, self.OFFSET, context)
-        return paths, offset_dn if offset_dn else None
+        given = parameters.get(self.OFFSET) not in (None, "")
+        offset_dn = self.parameterAsDouble(parameters, self.OFFSET, context) if given else None
+        return paths, offset_dn
 
 
 def _model_families() -> tuple[str, ...]:

@@ -29,7 +29,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 
 from qgis_plugin.provider import DSen2Provider
-from tests.band_folders import band_rasters, crops_with_60m_data_on_3x3_px
+from tests.band_folders import band_rasters, crops_with_60m_data_on_3x3_px, nested_crops
 from tests.conftest import needs_bf16, read_raster, write_band_tif
 from tests.safe_fixture import SafeSpec, write_safe
 
@@ -422,3 +422,27 @@ def test_runs_through_the_desktop_task_runner(
     assert outcome["results"]["OUTPUT"] == str(output)
     cli(product, "-o", tmp_path / "cli.tif", "--model", tiny_models)
     assert_same_raster(output, tmp_path / "cli.tif")
+
+
+def test_an_unset_offset_differs_from_zero_for_a_baseline_04_band_folder(
+    provider: DSen2Provider, tiny_models: Path, tmp_path: Path
+) -> None:
+    """Band layers of a folder named after an N0400 product: with no Offset the output warns
+    that the -1000 was not removed; an explicit 0 ("already removed") does not."""
+    name = "S2A_MSIL2A_20220706T085611_N0400_R007_T33NZA_20220706T153419"
+    folder = band_rasters(tmp_path / name, nested_crops(60))
+    layers = [QgsRasterLayer(str(p), p.stem) for p in sorted(folder.glob("*.tif"))]
+    warned = {}
+    for label, extra in (("unset", {}), ("zero", {"OFFSET": 0.0})):
+        output = tmp_path / f"{label}.tif"
+        processing.run(
+            "dsen2:superresolvebands",
+            {"INPUT": layers, "MODEL_FOLDER": str(tiny_models), "BANDS": 1,
+             "OUTPUT": str(output), **extra},
+        )  # fmt: skip
+        dataset = gdal.Open(str(output))
+        warnings = json.loads(dataset.GetMetadataItem("DSEN2_WARNINGS"))
+        dataset = None
+        warned[label] = any("baseline 04.00" in warning for warning in warnings)
+    release(layers)
+    assert warned == {"unset": True, "zero": False}
