@@ -29,7 +29,7 @@ from dsen2.grid import Grid, Nesting
 from dsen2.inference import Device, Precision, Session, create_session, run_session, session_device
 from dsen2.modelmeta import DETAIL_INPUT, ModelMetadata
 from dsen2.nodata import fill_nodata, valid_mask
-from dsen2.product import Product
+from dsen2.product import OFFSET_GIVEN, Product
 from dsen2.progress import CancelPredicate, ProgressCallback, never_cancelled, no_progress
 from dsen2.radiometry import Radiometry, lifted_to_floor
 from dsen2.raster import BandGridInfo, inspect_band, nest_bands, open_tile_reader
@@ -107,17 +107,11 @@ class RunOptions:
                 choices = ", ".join(member.value for member in kind)
                 raise OptionsError(f"{name} must be one of {choices}; got {value!r}")
             object.__setattr__(self, name, kind(value))  # a plain string becomes the member
-        for name, least in (("tile_size_px", 0), ("threads", 1)):
-            value = getattr(self, name)
-            if value is None and name == "threads":
-                continue
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < least:
-                raise OptionsError(
-                    f"{name} must be a whole number of at least {least}"
-                    + (" (0: the precision's default)" if name == "tile_size_px" else "")
-                    + f"; got {value!r}"
-                )
-            object.__setattr__(self, name, int(value))  # numpy integers become int
+        object.__setattr__(
+            self, "tile_size_px", _whole_number("tile_size_px", self.tile_size_px, 0)
+        )
+        if self.threads is not None:
+            object.__setattr__(self, "threads", _whole_number("threads", self.threads, 1))
         if self.roi is not None and not isinstance(self.roi, Window):
             raise OptionsError(
                 f"roi must be a dsen2.window.Window (col_off, row_off, width, height); "
@@ -140,6 +134,16 @@ class RunOptions:
     def output_factor(self) -> int:
         """Output pixels per 10 m pixel along an axis: 2 on the 5 m grid, else 1."""
         return 2 if self.bands == "5m" else 1
+
+
+def _whole_number(name: str, value: object, least: int) -> int:
+    """``value`` as an int (numpy integers too), or an OptionsError naming the option."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < least:
+        default = " (0: the precision's default)" if least == 0 else ""
+        raise OptionsError(
+            f"{name} must be a whole number of at least {least}{default}; got {value!r}"
+        )
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -321,7 +325,8 @@ def offset_warnings(product: Product) -> tuple[str, ...]:
     """A warning when a band folder's name says processing baseline 04.00 or later, whose DN
     carry an offset of −1000, but no offset was given (a folder has no metadata to read)."""
     baseline = product.processing_baseline
-    if product.kind != "bands" or product.radiometry.source == "--offset" or baseline is None:
+    given = product.radiometry.source == OFFSET_GIVEN
+    if product.kind != "bands" or given or baseline is None:
         return ()
     if baseline < "04.00":
         return ()
@@ -568,7 +573,7 @@ def process_tile(
         factor = BY_NAME[band].gsd_m // 10
         if band in predictions:
             valid = valid_20m & centre_valid[6] if factor == 6 else valid_20m
-            floor = radiometry.network_floor(band)
+            floor = radiometry.network_range(band)[0]
             lifted = lifted_to_floor(predictions[band], floor, factor * out, valid)
             rows.append((band, lifted, valid))
         else:  # a 10 m band on the 10 m grid: copied unchanged

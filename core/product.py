@@ -22,6 +22,7 @@ from dsen2.errors import InputNotFoundError, MissingBandError, ProductFormatErro
 from dsen2.radiometry import Radiometry
 
 RASTER_SUFFIXES = (".jp2", ".tif", ".tiff")
+OFFSET_GIVEN = "--offset"  # Radiometry.source of a product whose offset the caller stated
 _MTD_NAME = re.compile(r"^(?:.*_)?MTD_(?:MSI|SAF)(L1C|L2A)(?:_.*)?\.xml$", re.IGNORECASE)
 _RESOLUTION_SUFFIX = re.compile(r"_(10|20|60)m(?=\.[A-Za-z0-9]+$)")
 # a Sentinel-2 product name: S2A_MSIL2A_20220706T085611_N0400_R007_T33NZA_20220706T153419
@@ -118,7 +119,7 @@ def open_product(
         name = Path(os.path.abspath(paths[0])).parent.name
     radiometry = Radiometry(
         offsets_dn={band.name: offset_dn or 0.0 for band in ALL_BANDS},
-        source="--offset" if offset_dn is not None else "assumed (no product metadata)",
+        source=OFFSET_GIVEN if offset_dn is not None else "assumed (no product metadata)",
     )
     named = _PRODUCT_NAME.search(name)  # a folder named after its product tells level/baseline
     return Product(
@@ -273,7 +274,7 @@ def radiometry_from_scaling(
     if all(scaling == (1.0, 0.0) for scaling in scalings.values()):
         return Radiometry(
             offsets_dn={band.name: offset_dn or 0.0 for band in ALL_BANDS},
-            source="--offset" if offset_dn is not None else "assumed (bands are not scaled)",
+            source=OFFSET_GIVEN if offset_dn is not None else "assumed (bands are not scaled)",
         )
     if offset_dn is not None:
         raise ProductFormatError(

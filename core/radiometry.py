@@ -51,9 +51,11 @@ class Radiometry:
             out[index] *= gain
         return out
 
-    def network_floor(self, band: str) -> float:
-        """The lowest value the product's DN can hold (DN 1; 0 is no-data), in network units."""
-        return (1 + self.offset(band)) * NETWORK_SCALE / self.quantification
+    def network_range(self, band: str) -> tuple[float, float]:
+        """The lowest and highest values the product's DN can hold (DN 1, as 0 is no-data, to
+        65535), in network units (reflectance × 10000)."""
+        gain = NETWORK_SCALE / self.quantification
+        return ((1 + self.offset(band)) * gain, (UINT16_MAX + self.offset(band)) * gain)
 
     def network_to_dn(
         self, values: npt.NDArray[np.float32], bands: tuple[str, ...], valid: npt.NDArray[np.bool_]
@@ -77,8 +79,8 @@ class Radiometry:
         so the two outputs of one run agree."""
         out = np.empty(values.shape, dtype=np.float32)
         for index, band in enumerate(bands):
-            low, high = ((dn + self.offset(band)) / self.quantification for dn in (1, UINT16_MAX))
-            out[index] = np.clip(values[index] / np.float32(NETWORK_SCALE), low, high)
+            low, high = self.network_range(band)
+            out[index] = np.clip(values[index], low, high) / np.float32(NETWORK_SCALE)
         out[:, ~valid] = np.nan
         return out
 

@@ -150,8 +150,8 @@ def test_values_below_the_dn_floor_are_lifted_keeping_each_block_mean(seed: int)
     pixels: every block keeps its mean, nothing stays below the floor, untouched blocks are
     bit for bit the input, and a block whose mean is itself below the floor is clipped flat."""
     radiometry = Radiometry(offsets_dn={"B9": -1000.0})
-    floor = radiometry.network_floor("B9")
-    assert floor == -999.0  # DN 1 with the offset of baseline 04.00, in reflectance × 10000
+    floor, ceiling = radiometry.network_range("B9")
+    assert (floor, ceiling) == (-999.0, 64535.0)  # DN 1 and 65535 with the 04.00 offset
     rng = np.random.default_rng(seed)
     values = rng.normal(-900, 60, (24, 36)).astype(np.float32)
     values[:6, :6] = -1200  # a block wholly below the floor

@@ -93,12 +93,11 @@ def train(config: ExperimentConfig, run_dir: Path, config_path: Path | None = No
         consistent=config.consistent,
         detail_weights=config.detail_weights,
     )
-    if checkpoint is not None:
-        pass  # a resume: last.pt's weights replace whatever a start would set
-    elif config.init_from is not None:
-        load_exported(model, Path(config.init_from))  # fine-tuning: init does not apply
-    elif config.init == "bilinear":
-        zero_last_layer(model)  # start from exactly the in-graph bilinear upsampling
+    if checkpoint is None:  # a resume takes last.pt's weights instead (below)
+        if config.init_from is not None:
+            load_exported(model, Path(config.init_from))  # fine-tuning: init does not apply
+        elif config.init == "bilinear":
+            zero_last_layer(model)  # start from exactly the in-graph bilinear upsampling
     model = model.to(device)
     optimizer = torch.optim.NAdam(model.parameters(), lr=config.optim.learning_rate)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
