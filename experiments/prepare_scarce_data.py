@@ -33,6 +33,10 @@
   pixel r starts at 10 m row 6r+5 (B2/B1 0.41, B8/B9 0.40), columns as given; the 10 m bands
   lose 5 rows, the 20 m bands 2, and all keep 1062/531/177 rows. Clouds move between the bands'
   acquisitions (parallax), so those correlations are far below a clear scene's (above 0.97).
+- runs/data/T33NZA-north.npz and T33NZA-south.npz: that archive cut in two at 10 m row 504 (60 m
+  row 84, a whole 720 m row, so both halves nest at the 6× network's factors 6 and 12): the
+  6× cloud fine-tune trains on the north half and is judged on the south half it never saw
+  (runs/rule-cloud-s6x.md). Neighbouring halves of one acquisition, so not an independent scene.
 - runs/data/eolearn/*.npz: three clear L1C acquisitions of one square kilometre in Slovenia
   (eo-learn's reference scenes) with their native 20 m and 60 m pixels recovered from Sentinel
   Hub's nearest upsampling (tests.samples.eolearn_slovenia): held-out 2× scenes.
@@ -190,6 +194,21 @@ def t33nza_archive(path: Path) -> Path:
     return write_scene_archive(path, arrays)
 
 
+T33NZA_SPLIT_ROW_10M = 504  # 7 rows of 720 m, the coarsest grid the 6× net trains on (factor 12)
+
+
+def t33nza_halves(archive: Path) -> tuple[Path, Path]:
+    """The north and south halves of the T33NZA archive, cut at :data:`T33NZA_SPLIT_ROW_10M`."""
+    from dsen2.scene_archive import read_scene_archive, write_scene_archive
+
+    arrays = read_scene_archive(archive, {2, 6})
+    north = archive.with_name(f"{archive.stem}-north.npz")
+    south = archive.with_name(f"{archive.stem}-south.npz")
+    write_scene_archive(north, {f: a[:, : T33NZA_SPLIT_ROW_10M // f] for f, a in arrays.items()})
+    write_scene_archive(south, {f: a[:, T33NZA_SPLIT_ROW_10M // f :] for f, a in arrays.items()})
+    return north, south
+
+
 def main() -> None:
     from tests import samples
 
@@ -205,6 +224,7 @@ def main() -> None:
     print(samples.up42_t39rvj(data / "up42_T39RVJ.npz"))
     print(*ssl4eo_archives(data / "ssl4eo"), sep="\n")
     print(t33nza_archive(data / "T33NZA.npz"))
+    print(*t33nza_halves(data / "T33NZA.npz"), sep="\n")
     print(*samples.eolearn_slovenia(data / "eolearn"), sep="\n")
     cloudy = samples.eolearn_slovenia(data / "eolearn-cloudy", samples.EO_LEARN_CLOUDY)
     print(*cloudy, sep="\n")
