@@ -11,7 +11,11 @@ native resolution the same recipe would fine-tune on the scene's 20/40 m → 20 
 
 The recipe is fixed (the shipped 2× model's fine-tune settings, a short schedule, the last epoch
 kept); nothing is chosen on the scores. Each scene's run folder, ONNX and scores stay in
-OUT/<scene>/; OUT/<scene>/scores.json is `dsen2 evaluate --json`'s document for that scene.
+OUT/<scene>/; OUT/<scene>/scores.json is `dsen2 evaluate --json`'s document for that scene, and
+OUT/rows/ holds one summary line per finished scene (a rerun skips those). Run it from the
+repository root, with runs/data/ben-mock made by experiments/prepare_bigearthnet_mock.py
+(MONITOR_SCENE below) and the scenes as the 2× card describes them.
+The probe and its scores: models/dsen2-t2x-d8-l1c.md, "Adapting this model to one scene".
 """
 
 from __future__ import annotations
