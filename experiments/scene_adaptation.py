@@ -112,7 +112,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("scenes", nargs="+")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--model", default="dsen2", help="the 2× model to adapt (default: shipped)")
+    parser.add_argument(
+        "--model",
+        default="dsen2",
+        help="the 2× model to adapt, a DSen2 d = 8, f = 64 export without the consistency layer "
+        "(default: the shipped one)",
+    )
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=0)
