@@ -21,6 +21,7 @@ The probe and its scores: models/dsen2-t2x-d8-l1c.md, "Adapting this model to on
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -30,9 +31,12 @@ from dsen2.degradation import wald_pair
 from dsen2.evaluation import evaluate, json_document, load_scene
 from dsen2.modelmeta import read_metadata
 from dsen2.scene_archive import write_scene_archive
-from dsen2.train.config import parse_config
+from dsen2.train.config import ExperimentConfig, load_config
 from dsen2.train.loop import export_run, train
 
+# The shipped 2× model's last leg: the adaptation keeps its network, augmentation, patch size,
+# batch, learning rate and precision, and changes only what makes it one scene's adaptation.
+SHIPPED_RECIPE = Path(__file__).resolve().parent / "finetune-l1c-seed1-d8-t2x.toml"
 # A training patch of the shipped model: its validation loss only logs forgetting (the last
 # epoch is kept whatever it says), and it is never a scored scene.
 MONITOR_SCENE = "runs/data/ben-mock/S2A_MSIL2A_20170717T113321_82_31.npz"
@@ -40,38 +44,28 @@ MONITOR_SCENE = "runs/data/ben-mock/S2A_MSIL2A_20170717T113321_82_31.npz"
 
 def adaptation_config(
     name: str, reduced: Path, model: Path, epochs: int, learning_rate: float, seed: int
-) -> dict[str, object]:
-    """The experiment document of one scene's adaptation (as a TOML config would give it)."""
-    return {
-        "name": f"adapt-{name}",
-        "scale": 2,
-        "architecture": "DSen2",
-        "num_blocks": 8,
-        "feature_size": 64,
-        "init_from": str(model),
-        "precision": "bf16",
-        "seed": seed,
-        "device": "cpu",
-        "data": {
-            "train": [str(reduced)],
-            "validation": [MONITOR_SCENE],
-            "patch_px": 24,
-            "patches_per_scene": 400,
-            "validation_patches_per_scene": 64,
-            "augment": True,
-            "gain_range": [0.6, 1.6],
-            "band_gain_range": [0.6, 1.6],
-            "factors": [2],
-        },
-        "optim": {
-            "batch_size": 32,
-            "learning_rate": learning_rate,
-            "epochs": epochs,
-            "keep": "last",
-            "plateau_patience": epochs,
-            "early_stop_patience": epochs,
-        },
-    }
+) -> ExperimentConfig:
+    """One scene's adaptation: the shipped recipe on ``reduced`` alone, at factor 2, from
+    ``model``, for a fixed ``epochs`` with no plateau halving, the last epoch kept."""
+    recipe = load_config(SHIPPED_RECIPE)
+    data = dataclasses.replace(
+        recipe.data,
+        train=(str(reduced.resolve()),),
+        validation=(str(Path(MONITOR_SCENE).resolve()),),
+        factors=(2,),
+    )
+    optim = dataclasses.replace(
+        recipe.optim,
+        learning_rate=learning_rate,
+        epochs=epochs,
+        keep="last",
+        plateau_patience=epochs,
+        early_stop_patience=epochs,
+        time_budget_min=None,
+    )
+    return dataclasses.replace(
+        recipe, name=f"adapt-{name}", init_from=str(model), seed=seed, data=data, optim=optim
+    )
 
 
 def adapt_scene(
@@ -82,9 +76,9 @@ def adapt_scene(
     folder.mkdir(parents=True, exist_ok=True)
     inputs, _ = wald_pair(arrays, 2)  # what the protocol gives the network; the target is not kept
     reduced = write_scene_archive(folder / "reduced.npz", {1: inputs[1], 2: inputs[2]})
-    document = adaptation_config(name, reduced, shipped.path, epochs, learning_rate, seed)
+    config = adaptation_config(name, reduced, shipped.path, epochs, learning_rate, seed)
     started = time.perf_counter()
-    train(parse_config(document, Path.cwd()), folder / "run")
+    train(config, folder / "run")
     onnx = export_run(folder / "run", name=f"adapted-{name}")
     seconds = time.perf_counter() - started
     adapted = ResolvedModel(onnx, read_metadata(onnx), sha256_of(onnx), from_catalogue=False)
@@ -115,8 +109,7 @@ def main() -> int:
     parser.add_argument(
         "--model",
         default="dsen2",
-        help="the 2× model to adapt, a DSen2 d = 8, f = 64 export without the consistency layer "
-        "(default: the shipped one)",
+        help="the 2× model to adapt, of the shipped recipe's network (default: the shipped one)",
     )
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
