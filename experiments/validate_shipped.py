@@ -3,6 +3,7 @@
     python experiments/prepare_scarce_data.py      # runs/data from ../shared/data and PyPI
     # fold B, optional: the three commands at the top of experiments/prepare_bigearthnet_mock.py
     python experiments/validate_shipped.py         # both scales; --scale 2 or 6 for one
+    python experiments/validate_shipped.py --scale 2 --candidate runs/RUN [--candidate ...]
 
 Each catalogue default (``--model``, the ``dsen2`` family unless told otherwise) is scored with
 bicubic beside it, one scene at a time, by the paper's reduced-scale protocol
@@ -19,7 +20,10 @@ A figure differs when it is off by more than half a unit of its published last d
 1e-4 for the arithmetic of ONNX Runtime on another CPU). Groups whose scenes are missing are
 listed with what prepares them. Exit status: 0 when every figure scored matches, 1 when one
 differs (with ``--model`` naming anything but the shipped defaults, differences are expected).
-The scenes' roles are the cards': *validation* scenes chose nothing in training and are what
+With ``--candidate`` (run folders or exports, one scale), each candidate is scored beside the
+shipped model on the same scenes in the same run, and its figures are printed with their change
+against the shipped model's: the table a replacement rule is judged on. The scenes' roles are
+the cards': *validation* scenes chose nothing in training and are what
 the issue's targets are judged on, *held out* scenes were never trained on, *trained on*
 scenes are shown for the record.
 """
@@ -31,7 +35,7 @@ import json
 import sys
 import tomllib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -218,66 +222,89 @@ def _statistic(name: str, model: str, reports: Sequence[SceneReport]) -> float:
     return float(np.mean(sre))
 
 
-def validate(scale: int, model_name: str) -> tuple[list[dict[str, object]], int]:
-    """Score each prepared group of ``scale``: the table's rows, and how many figures differ."""
-    model = resolve_models(model_name, {scale})[scale]
-    method = model.metadata.name
+@dataclass(frozen=True)
+class Figure:
+    """One published figure of a group and what each scored model gives for it."""
+
+    statistic: str
+    published: str
+    values: dict[str, float]  # model name → value; the shipped model first
+
+    def matches(self, model: str) -> bool:
+        return Published(self.statistic, self.published).matches(self.values[model])
+
+
+@dataclass(frozen=True)
+class Row:
+    """One group of one scale: its figures, or why it was not scored."""
+
+    scale: int
+    group: str
+    role: str
+    scenes: int = 0
+    beats_bicubic: dict[str, int] = field(default_factory=dict)
+    figures: tuple[Figure, ...] = ()
+    missing: str | None = None
+
+
+def validate(scale: int, model_name: str, candidates: Sequence[str] = ()) -> list[Row]:
+    """Score each prepared group of ``scale`` with the model and any candidates (run folders
+    or exports, scored beside it on the same scenes)."""
+    models = [resolve_models(name, {scale})[scale] for name in (model_name, *candidates)]
+    names = [model.metadata.name for model in models]
+    if len(set(names)) != len(names):
+        raise SystemExit(f"two of the models share a name: {names}")
     reports: dict[Path, SceneReport] = {}
-    rows: list[dict[str, object]] = []
-    differ = 0
+    rows: list[Row] = []
     for group in GROUPS[scale]:
         scenes = group.scenes()
-        row: dict[str, object] = {"scale": scale, "group": group.name, "role": group.role}
         if len(scenes) != group.expected_count:
-            row["missing"] = f"{len(scenes)} of {group.expected_count} scenes; {group.prepared_by}"
-            rows.append(row)
+            missing = f"{len(scenes)} of {group.expected_count} scenes; {group.prepared_by}"
+            rows.append(Row(scale, group.name, group.role, missing=missing))
             continue
         for scene in scenes:
             if scene not in reports:
-                name, arrays = load_scene(scene, {scale})
-                reports[scene] = evaluate(name, arrays, scale, [model])
+                scene_name, arrays = load_scene(scene, {scale})
+                reports[scene] = evaluate(scene_name, arrays, scale, models)
         group_reports = [reports[s] for s in scenes]
-        row["scenes"] = len(scenes)
-        row["beats bicubic"] = sum(
-            _statistic("mean of ratios", method, [r]) < 1 for r in group_reports
-        )
-        figures = []
-        for published in group.published:
-            value = _statistic(published.statistic, method, group_reports)
-            same = published.matches(value)
-            differ += not same
-            figures.append(
-                {
-                    "statistic": published.statistic,
-                    "reproduced": value,
-                    "published": published.figure,
-                    "matches": same,
-                }
+        beats = {
+            n: sum(_statistic("mean of ratios", n, [r]) < 1 for r in group_reports) for n in names
+        }
+        figures = tuple(
+            Figure(
+                published.statistic,
+                published.figure,
+                {n: _statistic(published.statistic, n, group_reports) for n in names},
             )
-        row["figures"] = figures
-        rows.append(row)
-    return rows, differ
+            for published in group.published
+        )
+        rows.append(Row(scale, group.name, group.role, len(scenes), beats, figures))
+    return rows
 
 
-def markdown(rows: Sequence[dict[str, object]], model: str) -> list[str]:
-    lines = [
-        f"| scale | group | role | scenes | beats bicubic | figure | {model} | published | Δ |",
-        "|---|---|---|---:|---:|---|---:|---:|---:|",
-    ]
+def markdown(rows: Sequence[Row]) -> list[str]:
+    """The table: per figure, the published value, the shipped model's with its difference,
+    and each candidate's with its change against the shipped model."""
+    names = next((list(row.beats_bicubic) for row in rows if not row.missing), [])
+    head = "| scale | group | role | scenes | figure | published | "
+    head += " | ".join([f"{names[0]} (Δ published)", *(f"{n} (Δ)" for n in names[1:])]) + " |"
+    lines = [head, "|---|---|---|---:|---|---:|" + "---:|" * len(names)]
     for row in rows:
-        head = f"| {row['scale']}× | {row['group']} | {row['role']} |"
-        if "missing" in row:
-            lines.append(f"{head} | | not prepared: {row['missing']} | | | |")
+        start = f"| {row.scale}× | {row.group} | {row.role} |"
+        if row.missing:
+            lines.append(f"{start} | not prepared: {row.missing} |" + " |" * (len(names) + 1))
             continue
-        figures = row["figures"]
-        assert isinstance(figures, list)
-        for figure in figures:
-            delta = figure["reproduced"] - float(figure["published"])
-            flag = "" if figure["matches"] else " **differs**"
+        for figure in row.figures:
+            shipped = figure.values[names[0]]
+            flag = "" if figure.matches(names[0]) else " **differs**"
+            cells = [f"{shipped:.4f} ({shipped - float(figure.published):+.4f}){flag}"]
+            cells += [
+                f"{figure.values[n]:.4f} ({figure.values[n] - shipped:+.4f})" for n in names[1:]
+            ]
+            beats = ", ".join(f"{row.beats_bicubic[n]}" for n in names)
             lines.append(
-                f"{head} {row['scenes']} | {row['beats bicubic']}/{row['scenes']} | "
-                f"{figure['statistic']} | {figure['reproduced']:.4f} | {figure['published']} | "
-                f"{delta:+.4f}{flag} |"
+                f"{start} {row.scenes} (beat bicubic: {beats}) | {figure.statistic} | "
+                f"{figure.published} | {' | '.join(cells)} |"
             )
     return lines
 
@@ -288,19 +315,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--model", default="dsen2", help="catalogue family or .onnx (default dsen2)"
     )
+    parser.add_argument(
+        "--candidate",
+        action="append",
+        default=[],
+        help="a run folder or .onnx scored beside the model (repeatable; give --scale)",
+    )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args(argv)
-    rows: list[dict[str, object]] = []
-    differ = 0
-    for scale in args.scale or [2, 6]:
-        scale_rows, scale_differ = validate(scale, args.model)
-        rows += scale_rows
-        differ += scale_differ
-    print("\n".join(markdown(rows, args.model)))
-    missing = sum("missing" in row for row in rows)
+    if args.candidate and len(args.scale or []) != 1:
+        parser.error("--candidate needs one --scale")
+    rows = [
+        row for scale in args.scale or [2, 6] for row in validate(scale, args.model, args.candidate)
+    ]
+    print("\n".join(markdown(rows)))
+    shipped = [row for row in rows if not row.missing]
+    differ = sum(not f.matches(next(iter(r.beats_bicubic))) for r in shipped for f in r.figures)
+    missing = len(rows) - len(shipped)
     print(f"\n{differ} figure(s) differ from the published ones; {missing} group(s) not prepared")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+        args.json.write_text(json.dumps([asdict(row) for row in rows], indent=1))
     return 1 if differ else 0
 
 
