@@ -24,7 +24,7 @@ from dsen2 import __version__
 from dsen2.bands import BANDS_10M, BY_NAME, OUTPUT_5M, OUTPUT_20M, OUTPUT_ALL
 from dsen2.catalogue import ResolvedModel, resolve_models
 from dsen2.detail import DetailFit, DetailWeights
-from dsen2.errors import CancelledError, OptionsError, WindowError
+from dsen2.errors import CancelledError, ModelError, OptionsError, WindowError
 from dsen2.grid import Grid, Nesting
 from dsen2.inference import Device, Precision, Session, create_session, run_session, session_device
 from dsen2.modelmeta import DETAIL_INPUT, ModelMetadata
@@ -191,6 +191,7 @@ def superresolve(
     output = Path(output)
     check_writable(output, product.source_files())
     models = resolve_models(options.model, options.scales)
+    check_detail_inputs(models)
     groups = input_groups(models)
     factors = sorted(groups)
     needed = [band for factor in factors for band in groups[factor]]
@@ -385,6 +386,19 @@ def input_groups(models: dict[int, ResolvedModel]) -> dict[int, tuple[str, ...]]
         for name, bands in model.metadata.input_bands.items():
             groups.setdefault(_INPUT_FACTORS[name], bands)
     return groups
+
+
+def check_detail_inputs(models: dict[int, ResolvedModel]) -> None:
+    """Refuse a model whose detail weights the engine does not fit: it fits the 6× network's
+    (60 m bands) only; a 2× model with detail weights (``w20``) can be scored with
+    `dsen2 evaluate`, which fits them on the scene it degrades."""
+    for scale, model in models.items():
+        if model.metadata.detail_weights and scale != 6:
+            raise ModelError(
+                f"model {model.metadata.name!r} takes {scale}× detail weights "
+                f"({model.metadata.detail_input}), which dsen2 run does not fit yet; score it "
+                "with dsen2 evaluate, or run a model without them"
+            )
 
 
 def needs_detail_weights(models: dict[int, ResolvedModel]) -> bool:

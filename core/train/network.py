@@ -98,11 +98,11 @@ class DSen2(nn.Module):
         residual_scale: factor on each ResBlock's residual (0.1 in the paper).
         consistent: end in the block-mean consistency layer (:func:`block_consistent`): every
             scale×scale block of an output band then averages exactly to the input coarse pixel.
-        detail_weights: (6× only) take the scene's detail weights ``w60`` [N, 2, 4]
-            (dsen2.detail) as a fourth input: the weighted sum of the 10 m bands, less its
-            6×6 block means, enters the head as two more channels and, times a learned gain per
-            band, the skip. Both start at zero, so a network fine-tuned into this shape starts
-            as the network it was.
+        detail_weights: take the scene's detail weights (dsen2.detail; ``w60`` [N, 2, 4] at 6×,
+            ``w20`` [N, 6, 4] at 2×) as a last input: the weighted sum of the 10 m bands, less
+            its scale×scale block means, enters the head as one more channel per output band
+            and, times a learned gain per band, the skip. Both start at zero, so a network
+            fine-tuned into this shape starts as the network it was.
     """
 
     def __init__(
@@ -117,8 +117,6 @@ class DSen2(nn.Module):
         super().__init__()
         if scale not in (2, 6):
             raise ValueError(f"scale must be 2 or 6, got {scale}")
-        if detail_weights and scale != 6:
-            raise ValueError("detail weights are an input of the 6× network only")
         self.scale = scale
         self.num_blocks = num_blocks
         self.feature_size = feature_size
@@ -150,20 +148,19 @@ class DSen2(nn.Module):
                     self.detail_head.bias.zero_()
                 self.detail_gain.zero_()
 
-    def forward(
-        self,
-        b10: torch.Tensor,
-        b20: torch.Tensor,
-        b60: torch.Tensor | None = None,
-        w60: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Super-resolve. Inputs in DN: b10 [N,4,H,W], b20 [N,6,H/2,W/2], b60 [N,2,H/6,W/6];
-        w60 [N,2,4] the scene's detail weights (networks built with ``detail_weights``)."""
+    def forward(self, b10: torch.Tensor, b20: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        """Super-resolve. Inputs in DN, in the graph's order (ModelMetadata.graph_inputs):
+        b10 [N,4,H,W], b20 [N,6,H/2,W/2], at 6× b60 [N,2,H/6,W/6], then for networks built with
+        ``detail_weights`` the scene's detail weights [N, output bands, 4]."""
+        expected = (1 if self.scale == 6 else 0) + (1 if self.detail_weights else 0)
+        if len(rest) != expected:
+            needs = ["b60"] if self.scale == 6 else []
+            needs += ["the scene's detail weights"] if self.detail_weights else []
+            raise ValueError(f"the {self.scale}× network takes b10, b20, {', '.join(needs)}")
         up20 = F.interpolate(b20, scale_factor=2.0, mode="bilinear", align_corners=False)
         parts = [b10, up20]
         if self.scale == 6:
-            if b60 is None:
-                raise ValueError("the 6× network needs b60")
+            b60 = rest[0]
             up60 = F.interpolate(b60, scale_factor=6.0, mode="bilinear", align_corners=False)
             parts.append(up60)
             coarse, skip = b60, up60
@@ -172,9 +169,7 @@ class DSen2(nn.Module):
         x = torch.cat(parts, dim=1) / self.input_scale
         features = self.head(x)
         if self.detail_weights:
-            if w60 is None:
-                raise ValueError("this network needs the scene's detail weights w60")
-            weighted = torch.einsum("nbk,nkhw->nbhw", w60, b10)
+            weighted = torch.einsum("nbk,nkhw->nbhw", rest[-1], b10)
             detail = weighted - block_means(weighted, self.scale)  # zero mean on every block
             features = features + self.detail_head(detail / self.input_scale)
         y = self.tail(self.blocks(F.relu(features)))
@@ -211,7 +206,7 @@ class DSen2To5m(nn.Module):
     """
 
     scale = 4
-    detail_weights = False  # scene detail weights are a 6× input only
+    detail_weights = False  # scene detail weights are an input of the 2× and 6× networks
 
     def __init__(
         self, num_blocks: int = 6, feature_size: int = 128, residual_scale: float = 0.1
@@ -264,7 +259,7 @@ def build(
 ) -> Network:
     """A freshly initialised network for ``scale`` 2, 6 or 4 (5 m), seeded for reproducibility;
     ``consistent`` adds the block-mean consistency layer (2× and 6× only), ``detail_weights``
-    the scene detail weights input (6× only)."""
+    the scene detail weights input (2× and 6×)."""
     if seed is not None:
         torch.manual_seed(seed)
     if scale == DSen2To5m.scale:
