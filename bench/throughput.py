@@ -149,7 +149,6 @@ def child(case: str, args: argparse.Namespace) -> None:
     from dsen2.catalogue import resolve_models
     from dsen2.engine import RunOptions, superresolve
     from dsen2.inference import Device, Precision, create_session
-    from dsen2.modelmeta import DETAIL_INPUT
     from dsen2.product import open_product
     from dsen2.window import Window
     from tests import samples
@@ -169,8 +168,10 @@ def child(case: str, args: argparse.Namespace) -> None:
         }
         if scale == 6:
             feeds["b60"] = rng.uniform(0, 4000, (1, 2, tile // 6, tile // 6)).astype(np.float32)
-        if models[scale].metadata.detail_weights:  # the scene's weights: their values cost nothing
-            feeds[DETAIL_INPUT] = rng.uniform(-0.5, 1.0, (1, 2, 4)).astype(np.float32)
+        metadata = models[scale].metadata
+        if metadata.detail_weights:  # the scene's weights: their values cost nothing
+            shape = (1, len(metadata.output_bands), len(metadata.input_bands["b10"]))
+            feeds[metadata.detail_input] = rng.uniform(-0.5, 1.0, shape).astype(np.float32)
         session.run(None, feeds)
         times = []
         for _ in range(args.repeats):

@@ -24,10 +24,10 @@ from dsen2 import __version__
 from dsen2.bands import BANDS_10M, BY_NAME, OUTPUT_5M, OUTPUT_20M, OUTPUT_ALL
 from dsen2.catalogue import ResolvedModel, resolve_models
 from dsen2.detail import DetailFit, DetailWeights
-from dsen2.errors import CancelledError, ModelError, OptionsError, WindowError
+from dsen2.errors import CancelledError, OptionsError, WindowError
 from dsen2.grid import Grid, Nesting
 from dsen2.inference import Device, Precision, Session, create_session, run_session, session_device
-from dsen2.modelmeta import DETAIL_INPUT, ModelMetadata
+from dsen2.modelmeta import ModelMetadata
 from dsen2.nodata import fill_nodata, valid_mask
 from dsen2.product import OFFSET_GIVEN, Product
 from dsen2.progress import CancelPredicate, ProgressCallback, never_cancelled, no_progress
@@ -191,7 +191,6 @@ def superresolve(
     output = Path(output)
     check_writable(output, product.source_files())
     models = resolve_models(options.model, options.scales)
-    check_detail_inputs(models)
     groups = input_groups(models)
     factors = sorted(groups)
     needed = [band for factor in factors for band in groups[factor]]
@@ -213,14 +212,13 @@ def superresolve(
     }
     tiles = plan.tiles
     with open_tile_reader(product, nesting, needed) as reader:
-        detail = (
-            scene_detail_weights(
-                reader.read, image_window(nesting, None), groups, product.radiometry
+        detail = {
+            scale: scene_detail_weights(
+                reader.read, image_window(nesting, None), groups, product.radiometry, scale
             )
-            if needs_detail_weights(models)
-            else None
-        )
-        detail_weights = None if detail is None else detail.values
+            for scale in detail_scales(models)
+        }
+        detail_weights = {scale: fit.values for scale, fit in detail.items()}
         warnings = (
             offset_warnings(product)
             + resolution_warnings(infos[0].grid)
@@ -388,22 +386,9 @@ def input_groups(models: dict[int, ResolvedModel]) -> dict[int, tuple[str, ...]]
     return groups
 
 
-def check_detail_inputs(models: dict[int, ResolvedModel]) -> None:
-    """Refuse a model whose detail weights the engine does not fit: it fits the 6× network's
-    (60 m bands) only; a 2× model with detail weights (``w20``) can be scored with
-    `dsen2 evaluate`, which fits them on the scene it degrades."""
-    for scale, model in models.items():
-        if model.metadata.detail_weights and scale != 6:
-            raise ModelError(
-                f"model {model.metadata.name!r} takes {scale}× detail weights "
-                f"({model.metadata.detail_input}), which dsen2 run does not fit yet; score it "
-                "with dsen2 evaluate, or run a model without them"
-            )
-
-
-def needs_detail_weights(models: dict[int, ResolvedModel]) -> bool:
-    """Whether a model of the run takes the scene's detail weights (``w60``)."""
-    return any(model.metadata.detail_weights for model in models.values())
+def detail_scales(models: dict[int, ResolvedModel]) -> tuple[int, ...]:
+    """The scales whose model takes the scene's detail weights (``w60`` at 6×, ``w20`` at 2×)."""
+    return tuple(scale for scale, model in models.items() if model.metadata.detail_weights)
 
 
 def scene_detail_weights(
@@ -411,28 +396,46 @@ def scene_detail_weights(
     image: Window,
     groups: dict[int, tuple[str, ...]],
     radiometry: Radiometry,
+    scale: int = 6,
 ) -> DetailWeights:
-    """The scene's detail weights [2, 4] (dsen2.detail), fitted on :func:`detail_windows` of
-    ``image`` (the whole nested image, 10 m pixels). ``read(bands, window)`` gives raw DN of
-    bands of one grid over a 10 m window, as the tile reader does. The 60 m bands are read
-    whole (a full tile's are 1830² px), so the windows can go where the scene holds data."""
-    coarse = _network_or_zero(read(groups[6], image), groups[6], radiometry)
-    fit = DetailFit(len(groups[1]), len(groups[6]))
-    for window in detail_windows(image, np.all(coarse != 0, axis=0)):
-        part = window.shifted(-image.col_off, -image.row_off).divided(6)
-        fit.add(
-            _network_or_zero(read(groups[1], window), groups[1], radiometry),
-            coarse[:, part.row_off : part.row_end, part.col_off : part.col_end],
-            6,
-        )
+    """The scene's detail weights [coarse bands, 4] (dsen2.detail) for the network of
+    ``scale``: the 60 m bands' at 6×, the 20 m bands' at 2×, fitted on :func:`detail_windows`
+    of ``image`` (the whole nested image, 10 m pixels). ``read(bands, window)`` gives raw DN of
+    bands of one grid over a 10 m window, as the tile reader does. Where the scene holds data
+    decides where the windows go: at 6× the 60 m bands are read whole (a full tile's are
+    1830² px) and cropped per window; at 2× one 20 m band is read whole as raw DN (60 MB for a
+    full tile) and the 20 m bands are read per window."""
+    # on the 60 m lattice even without 60 m bands, so a 20 m-only run fits the 2× weights on
+    # the same pixels as a run of all bands (whose image the 60 m grid bounds)
+    image = Window(image.col_off, image.row_off, image.width // 6 * 6, image.height // 6 * 6)
+    coarse_bands = groups[scale]
+    fit = DetailFit(len(groups[1]), len(coarse_bands))
+    if image.width == 0 or image.height == 0:  # under one 60 m pixel: nothing to fit on
+        return fit.result()
+    whole = read(coarse_bands if scale == 6 else coarse_bands[:1], image)
+    rows, cols = image.height // 6, image.width // 6
+    per_60m = 6 // scale  # coarse pixels along a 60 m pixel
+    coarse_valid = valid_mask(whole).reshape(rows, per_60m, cols, per_60m).all(axis=(1, 3))
+    coarse = _network_or_zero(whole, coarse_bands, radiometry) if scale == 6 else None
+    for window in detail_windows(image, coarse_valid):
+        if coarse is None:
+            window_coarse = _network_or_zero(read(coarse_bands, window), coarse_bands, radiometry)
+        else:
+            part = window.shifted(-image.col_off, -image.row_off).divided(6)
+            window_coarse = coarse[:, part.row_off : part.row_end, part.col_off : part.col_end]
+        fine = _network_or_zero(read(groups[1], window), groups[1], radiometry)
+        fit.add(fine, window_coarse, scale)
     return fit.result()
 
 
-def detail_warnings(detail: DetailWeights | None) -> tuple[str, ...]:
-    """What a run tells the user about its detail weights: nothing when they were fitted."""
-    if detail is None or detail.problem is None:
-        return ()
-    return (_unfitted_warning(detail.problem),)
+def detail_warnings(detail: dict[int, DetailWeights]) -> tuple[str, ...]:
+    """What a run tells the user about its detail weights (by scale): nothing when they were
+    fitted."""
+    return tuple(
+        _unfitted_warning(fit.problem, scale)
+        for scale, fit in sorted(detail.items(), reverse=True)
+        if fit.problem is not None
+    )
 
 
 def recorded_warnings(tags: dict[str, str]) -> tuple[str, ...]:
@@ -449,11 +452,12 @@ def recorded_warnings(tags: dict[str, str]) -> tuple[str, ...]:
     return (_unfitted_warning(str(fit["problem"])),)
 
 
-def _unfitted_warning(problem: str) -> str:
+def _unfitted_warning(problem: str, scale: int = 6) -> str:
+    grid, bands = ("60 m", "B1 and B9") if scale == 6 else ("20 m", "the 20 m bands")
     return (
-        f"The scene's detail weights could not be fitted from its 60 m bands: {problem}. "
-        "The 6× model ran without them, so B1 and B9 are sharpened less than its model card "
-        "says. Run on a larger image, or one with more valid data."
+        f"The scene's detail weights could not be fitted from its {grid} bands: {problem}. "
+        f"The {scale}× model ran without them, so {bands} are sharpened less than its model "
+        "card says. Run on a larger image, or one with more valid data."
     )
 
 
@@ -542,7 +546,7 @@ def process_tile(
     models: dict[int, ResolvedModel],
     radiometry: Radiometry,
     options: RunOptions,
-    detail_weights: npt.NDArray[np.float32] | None = None,
+    detail_weights: dict[int, npt.NDArray[np.float32]] | None = None,
 ) -> npt.NDArray[np.generic]:
     """Fill no-data, run the networks, mask and convert one tile to output bands
     (``detail_weights``: the scene's, from :func:`scene_detail_weights`, for models that take
@@ -573,9 +577,9 @@ def process_tile(
             factor = _INPUT_FACTORS[name]
             feeds[name] = crop_margin(inputs[factor], trim // factor)[np.newaxis]
         if metadata.detail_weights:
-            if detail_weights is None:
+            if detail_weights is None or scale not in detail_weights:
                 raise ValueError(f"model {metadata.name!r} needs the scene's detail weights")
-            feeds[DETAIL_INPUT] = detail_weights[np.newaxis]
+            feeds[metadata.detail_input] = detail_weights[scale][np.newaxis]
         if valid_20m.any():
             result = crop_margin(run_session(session, feeds)[0], own_halo * out)
         else:  # nothing valid here: skip the network, the output is all no-data
@@ -640,11 +644,13 @@ def provenance_tags(
     models: dict[int, ResolvedModel],
     precision: Precision,
     groups: dict[int, tuple[str, ...]],
-    detail: DetailWeights | None,
+    detail: dict[int, DetailWeights],
 ) -> dict[str, str]:
     """How a run's pixels were made: dsen2's version, the models (name, sha256, training), the
-    precision and, for models that take them, the scene's detail weights and their fit. The
-    GeoTIFF carries them as tags, SNAP's product as its ``DSen2`` metadata element."""
+    precision and, for models that take them, the scene's detail weights (by scale) and their
+    fit: DSEN2_DETAIL_WEIGHTS holds every coarse band's weights, DSEN2_DETAIL_FIT the 60 m fit
+    and DSEN2_DETAIL_FIT_20M the 20 m one. The GeoTIFF carries them as tags, SNAP's product as
+    its ``DSen2`` metadata element."""
     tags = {
         "DSEN2_VERSION": __version__,
         "DSEN2_MODELS": json.dumps(
@@ -659,19 +665,22 @@ def provenance_tags(
         ),
         "DSEN2_PRECISION": precision.value,
     }
-    if detail is not None:
+    if detail:
         tags["DSEN2_DETAIL_WEIGHTS"] = json.dumps(
             {
                 coarse: {
                     fine: round(float(weight), 6)
                     for fine, weight in zip(groups[1], row, strict=True)
                 }
-                for coarse, row in zip(groups[6], detail.values, strict=True)
+                for scale, fit in sorted(detail.items(), reverse=True)
+                for coarse, row in zip(groups[scale], fit.values, strict=True)
             }
         )
-        tags["DSEN2_DETAIL_FIT"] = json.dumps(
-            {"samples_60m_px": detail.samples_px, "problem": detail.problem}
-        )
+    for scale, fit in detail.items():
+        tag, samples = ("DSEN2_DETAIL_FIT", "samples_60m_px")
+        if scale == 2:
+            tag, samples = ("DSEN2_DETAIL_FIT_20M", "samples_20m_px")
+        tags[tag] = json.dumps({samples: fit.samples_px, "problem": fit.problem})
     return tags
 
 
@@ -684,7 +693,7 @@ def _output_spec(
     options: RunOptions,
     models: dict[int, ResolvedModel],
     groups: dict[int, tuple[str, ...]],
-    detail: DetailWeights | None,
+    detail: dict[int, DetailWeights],
     warnings: tuple[str, ...],
 ) -> OutputSpec:
     """The output's grid, bands and tags; ``warnings`` (the run's) are recorded as

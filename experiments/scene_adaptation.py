@@ -15,7 +15,7 @@ OUT/<scene>/; OUT/<scene>/scores.json is `dsen2 evaluate --json`'s document for 
 OUT/rows/ holds one summary line per finished scene (a rerun skips those). Run it from the
 repository root, with runs/data/ben-mock made by experiments/prepare_bigearthnet_mock.py
 (MONITOR_SCENE below) and the scenes as the 2× card describes them.
-The probe and its scores: models/dsen2-t2x-d8-l1c.md, "Adapting this model to one scene".
+The probe and its scores: models/dsen2-t2x-detail-d8.md, "Adapting this model to one scene".
 """
 
 from __future__ import annotations
@@ -64,7 +64,13 @@ def adaptation_config(
         time_budget_min=None,
     )
     return dataclasses.replace(
-        recipe, name=f"adapt-{name}", init_from=str(model), seed=seed, data=data, optim=optim
+        recipe,
+        name=f"adapt-{name}",
+        init_from=str(model),
+        seed=seed,
+        data=data,
+        optim=optim,
+        detail_weights=read_metadata(model).detail_weights,  # the network the model has
     )
 
 
@@ -109,7 +115,8 @@ def main() -> int:
     parser.add_argument(
         "--model",
         default="dsen2",
-        help="the 2× model to adapt, of the shipped recipe's network (default: the shipped one)",
+        help="the 2× model to adapt, of the shipped recipe's network (default: the shipped one; "
+        "the card's probe ran on dsen2-t2x-d8-l1c: git show bc42333:models/dsen2-t2x-d8-l1c.onnx)",
     )
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--learning-rate", type=float, default=1e-4)

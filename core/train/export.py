@@ -129,6 +129,11 @@ def load_exported(model: Network, path: Path) -> Network:
             f"f={metadata.feature_size}; the experiment builds {shape[0]}× d={shape[1]}, "
             f"f={shape[2]}: set scale, num_blocks and feature_size to the model's"
         )
+    if metadata.detail_weights and not model.detail_weights:
+        raise ModelError(
+            f"{str(path)!r} takes the scene's detail weights ({metadata.detail_input}); the "
+            "experiment builds a network without them: set detail_weights = true"
+        )
     weights = {
         tensor.name: torch.from_numpy(numpy_helper.to_array(tensor).copy())
         for tensor in onnx.load(str(path)).graph.initializer

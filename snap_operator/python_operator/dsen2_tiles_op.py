@@ -155,7 +155,7 @@ class DSen2TilesOp:
         self._models: dict[int, ResolvedModel] = {}
         self._sessions: dict[int, Session] = {}
         self._radiometry = Radiometry()
-        self._detail: DetailWeights | None = None
+        self._detail: dict[int, DetailWeights] = {}
 
     def initialize(self, context: Any) -> None:
         """Check the source, load the networks and define the 10 m target product."""
@@ -206,14 +206,16 @@ class DSen2TilesOp:
         self._extender = snap.jpy.get_type("javax.media.jai.BorderExtender").createInstance(
             snap.jpy.get_type("javax.media.jai.BorderExtender").BORDER_REFLECT
         )
-        if engine.needs_detail_weights(self._models):  # the scene's, once, as dsen2 run does
 
-            def read(bands: tuple[str, ...], window: Window) -> npt.NDArray[np.uint16]:
-                return np.stack([self._read(context, band, window) for band in bands])
+        def read(bands: tuple[str, ...], window: Window) -> npt.NDArray[np.uint16]:
+            return np.stack([self._read(context, band, window) for band in bands])
 
-            self._detail = engine.scene_detail_weights(
-                read, image_window(self._nesting, None), self._groups, self._radiometry
+        self._detail = {  # the scene's, once, as dsen2 run fits them
+            scale: engine.scene_detail_weights(
+                read, image_window(self._nesting, None), self._groups, self._radiometry, scale
             )
+            for scale in engine.detail_scales(self._models)
+        }
         warnings = (
             engine.resolution_warnings(grids["B2"])
             + engine.tile_size_warnings(options.tile_size_px, self._plan)
@@ -251,7 +253,7 @@ class DSen2TilesOp:
             self._models,
             self._radiometry,
             options,
-            None if self._detail is None else self._detail.values,
+            {scale: fit.values for scale, fit in self._detail.items()},
         )
         computed = dict(zip(options.output_bands, stack, strict=True))
         raw_10m = engine.crop_margin(tile.raw[1], self._plan.read_halo_px)
