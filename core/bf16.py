@@ -95,7 +95,7 @@ class Bf16Session:
         cut back: an output pixel depends only on inputs within the receptive field, so the
         tile's centre (a halo of at least the receptive field inside its edges) is unchanged.
         """
-        images = {name: array for name, array in feeds.items() if array.ndim == 4}  # not w60
+        images = {name: array for name, array in feeds.items() if array.ndim == 4}  # no weights
         cols = max(array.shape[-1] for array in images.values())
         factors = {name: cols // array.shape[-1] for name, array in images.items()}
         wide = round_up(cols, math.lcm(ALIGN_COLUMNS_PX, *factors.values()))

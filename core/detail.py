@@ -1,14 +1,16 @@
-"""Scene detail weights: how each 60 m band's detail follows the four 10 m bands' in one scene.
+"""Scene detail weights: how each coarse band's detail follows the four 10 m bands' in one scene.
 
-A 6× network that takes these weights (graph input ``w60``, metadata ``detail_weights``) adds
-the weighted 10 m detail to its output, so it adapts to the scene's own band relations instead of
-the average relation of its few training scenes (``models/dsen2-s6x-*.md``). For each coarse
-band the weights are the least-squares fit, over the scene's valid pixels at the coarse grid,
-between the high-pass parts (image minus its Gaussian blur of ``HIGH_PASS_SIGMA_PX``) of the
-coarse band and of the 10 m bands degraded to that grid with the paper's degradation. The fit
-assumes the relation holds one scale finer (the paper's self-similarity).
+A network that takes these weights (graph input ``w60`` for the 60 m bands at 6×, ``w20`` for
+the 20 m bands at 2×; metadata ``detail_weights``) adds the weighted 10 m detail to its output,
+so it adapts to the scene's own band relations instead of the average relation of its few
+training scenes (``models/dsen2-s6x-detail-clouds-d8.md``, ``models/dsen2-t2x-detail-d8.md``).
+For each coarse band the weights are the least-squares fit, over the scene's valid pixels at
+the coarse grid, between the high-pass parts (image minus its Gaussian blur of
+``HIGH_PASS_SIGMA_PX``) of the coarse band and of the 10 m bands degraded to that grid with the
+paper's degradation. The fit assumes the relation holds one scale finer (the paper's
+self-similarity).
 
-The same fit serves inference (the product's own 60 m and 10 m bands), the reduced-scale
+The same fit serves inference (the product's own coarse and 10 m bands), the reduced-scale
 evaluation and training (the degraded scene), so the network sees weights made one way.
 """
 

@@ -48,7 +48,8 @@ _INPUT_FACTORS = {"b10": 1, "b20": 2, "b60": 6}  # graph input → its grid over
 _PREFETCH_TILES = 2
 # Scene detail weights (dsen2.detail) are fitted on up to DETAIL_WINDOWS_PER_AXIS² windows of
 # DETAIL_WINDOW_PX spread evenly over the whole image, whatever the ROI: a full tile then reads
-# about 2 % of its 10 m pixels once more, and a ROI's output equals that part of a whole run.
+# about 2 % of its 10 m pixels once more per scale whose model takes weights, and a ROI's output
+# equals that part of a whole run.
 # An axis no longer than the windows would span (1536 px) is fitted whole, as evaluation and
 # training fit a scene. A window less than DETAIL_WINDOW_MIN_VALID of whose 60 m pixels hold
 # data (a swath edge, an ocean mask) moves to the nearest free place on a lattice of its own
@@ -405,8 +406,9 @@ def scene_detail_weights(
     decides where the windows go: at 6× the 60 m bands are read whole (a full tile's are
     1830² px) and cropped per window; at 2× one 20 m band is read whole as raw DN (60 MB for a
     full tile) and the 20 m bands are read per window."""
-    # on the 60 m lattice even without 60 m bands, so a 20 m-only run fits the 2× weights on
-    # the same pixels as a run of all bands (whose image the 60 m grid bounds)
+    # cut to whole 60 m pixels even without 60 m bands: where the grids share an origin (a full
+    # tile) a 20 m-only run then fits the 2× weights on the same pixels as a run of all bands,
+    # whose image the 60 m grid bounds
     image = Window(image.col_off, image.row_off, image.width // 6 * 6, image.height // 6 * 6)
     coarse_bands = groups[scale]
     fit = DetailFit(len(groups[1]), len(coarse_bands))
@@ -698,8 +700,8 @@ def _output_spec(
 ) -> OutputSpec:
     """The output's grid, bands and tags; ``warnings`` (the run's) are recorded as
     DSEN2_WARNINGS, so a batch rerun that skips the output can repeat them; ``detail`` (the
-    scene's weights, for models that take them) is recorded as DSEN2_DETAIL_WEIGHTS and
-    DSEN2_DETAIL_FIT so a run can be audited and repeated."""
+    scene's weights by scale, for models that take them) is recorded as DSEN2_DETAIL_WEIGHTS,
+    DSEN2_DETAIL_FIT and DSEN2_DETAIL_FIT_20M so a run can be audited and repeated."""
     nested_grid = info.grid.sub_grid(nesting.window_10m)
     grid = nested_grid.sub_grid(plan.image).refined(options.output_factor)
     radiometry = product.radiometry

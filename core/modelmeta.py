@@ -24,7 +24,7 @@ SCHEMA_VERSION = 2
 DETAIL_SCHEMA_VERSION = 2
 METADATA_KEY = "dsen2"
 # The detail weights' graph input by scale: [N, output bands, 4], each output band's weights on
-# B2 B3 B4 B8 (dsen2.detail). Only the 6× graph's is fed by `dsen2 run` so far.
+# B2 B3 B4 B8 (dsen2.detail), fitted by the engine on the product before its first tile.
 DETAIL_INPUTS = {2: "w20", 6: "w60"}
 DETAIL_INPUT = DETAIL_INPUTS[6]
 
@@ -58,8 +58,9 @@ class ModelMetadata:
         training: free-text summary of the training (data, epochs, hardware) or why untrained.
         version: the model's own version string.
         schema_version: version of this metadata schema (1, or 2 with ``detail_weights``).
-        detail_weights: the graph takes a further input ``w60``, the scene's detail weights
-            (dsen2.detail), which the engine fits on the product before its first tile.
+        detail_weights: the graph takes a further input (``w60`` at 6×, ``w20`` at 2×), the
+            scene's detail weights (dsen2.detail), which the engine fits on the product before
+            its first tile.
     """
 
     name: str

@@ -501,6 +501,20 @@ def test_a_20m_run_with_a_2x_detail_model_fits_the_scene_once_so_a_roi_equals_th
     assert _detail_tag(roi) == _detail_tag(whole)
 
 
+def test_a_20m_run_too_small_to_fit_w20_runs_without_weights_and_says_so(tmp_path: Path) -> None:
+    """An 8-px image (cut to one 60 m pixel: 3×3 usable 20 m pixels, under 16): zero weights,
+    a warning that names the 20 m bands, and the fit's outcome in DSEN2_DETAIL_FIT_20M."""
+    _, _, path = _tiny_2x_detail(tmp_path / "tiny-2x.onnx", seed=4)
+    folder = band_rasters(tmp_path / "bands", nested_crops(8))
+    out = tmp_path / "out.tif"
+    result = superresolve(open_product([folder]), out, RunOptions(model=str(path), bands="20m"))
+    assert len(result.warnings) == 1
+    assert "fitted from its 20 m bands" in result.warnings[0] and "2× model" in result.warnings[0]
+    fit = json.loads(_tag(out, "DSEN2_DETAIL_FIT_20M"))
+    assert fit["samples_20m_px"] == 9 and "coarse pixels" in fit["problem"]
+    assert not any(any(row.values()) for row in _detail_tag(out).values())
+
+
 def _tiny_2x_detail(path: Path, seed: int) -> tuple[DSen2, ModelMetadata, Path]:
     """A tiny 2× net taking ``w20``, with random, non-zero detail layers, exported to ``path``."""
     torch.manual_seed(seed)

