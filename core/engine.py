@@ -46,10 +46,15 @@ BF16_TILE_SIZE_PX = 768
 BAND_SETS = {"all": OUTPUT_ALL, "20m": OUTPUT_20M, "5m": OUTPUT_5M}
 _INPUT_FACTORS = {"b10": 1, "b20": 2, "b60": 6}  # graph input → its grid over the 10 m grid
 _PREFETCH_TILES = 2
+# A detail fit by network scale: its output tag, its sample count's key, its grid, its bands.
+_DETAIL_FITS = {
+    6: ("DSEN2_DETAIL_FIT", "samples_60m_px", "60 m", "B1 and B9"),
+    2: ("DSEN2_DETAIL_FIT_20M", "samples_20m_px", "20 m", "the 20 m bands"),
+}
 # Scene detail weights (dsen2.detail) are fitted on up to DETAIL_WINDOWS_PER_AXIS² windows of
 # DETAIL_WINDOW_PX spread evenly over the whole image, whatever the ROI: a full tile then reads
-# about 2 % of its 10 m pixels once more per scale whose model takes weights, and a ROI's output
-# equals that part of a whole run.
+# about 2 % of its 10 m pixels once more (a window both scales fit on is read once), and a ROI's
+# output equals that part of a whole run.
 # An axis no longer than the windows would span (1536 px) is fitted whole, as evaluation and
 # training fit a scene. A window less than DETAIL_WINDOW_MIN_VALID of whose 60 m pixels hold
 # data (a swath edge, an ocean mask) moves to the nearest free place on a lattice of its own
@@ -213,12 +218,9 @@ def superresolve(
     }
     tiles = plan.tiles
     with open_tile_reader(product, nesting, needed) as reader:
-        detail = {
-            scale: scene_detail_weights(
-                reader.read, image_window(nesting, None), groups, product.radiometry, scale
-            )
-            for scale in detail_scales(models)
-        }
+        detail = scene_detail_weights(
+            reader.read, image_window(nesting, None), groups, product.radiometry, models
+        )
         detail_weights = {scale: fit.values for scale, fit in detail.items()}
         warnings = (
             offset_warnings(product)
@@ -387,47 +389,48 @@ def input_groups(models: dict[int, ResolvedModel]) -> dict[int, tuple[str, ...]]
     return groups
 
 
-def detail_scales(models: dict[int, ResolvedModel]) -> tuple[int, ...]:
-    """The scales whose model takes the scene's detail weights (``w60`` at 6×, ``w20`` at 2×)."""
-    return tuple(scale for scale, model in models.items() if model.metadata.detail_weights)
-
-
 def scene_detail_weights(
     read: ReadFunction,
     image: Window,
     groups: dict[int, tuple[str, ...]],
     radiometry: Radiometry,
-    scale: int = 6,
-) -> DetailWeights:
-    """The scene's detail weights [coarse bands, 4] (dsen2.detail) for the network of
-    ``scale``: the 60 m bands' at 6×, the 20 m bands' at 2×, fitted on :func:`detail_windows`
-    of ``image`` (the whole nested image, 10 m pixels). ``read(bands, window)`` gives raw DN of
-    bands of one grid over a 10 m window, as the tile reader does. Where the scene holds data
-    decides where the windows go: at 6× the 60 m bands are read whole (a full tile's are
-    1830² px) and cropped per window; at 2× one 20 m band is read whole as raw DN (60 MB for a
-    full tile) and the 20 m bands are read per window."""
+    models: dict[int, ResolvedModel],
+) -> dict[int, DetailWeights]:
+    """The scene's detail weights [coarse bands, 4] (dsen2.detail) for each network of
+    ``models`` that takes them, by scale: the 60 m bands' at 6× (``w60``), the 20 m bands' at
+    2× (``w20``); none for a run whose models take none. Each scale's are fitted on its
+    :func:`detail_windows` of ``image`` (the whole nested image, 10 m pixels), placed where that
+    grid holds data; a window both scales fit on is read once. ``read(bands, window)`` gives raw
+    DN of bands of one grid over a 10 m window, as the tile reader does. At 6× the 60 m bands
+    are read whole (a full tile's are 1830² px) and cropped per window; at 2× one 20 m band is
+    read whole (60 MB for a full tile) to place the windows, and the 20 m bands per window."""
+    scales = [scale for scale, model in models.items() if model.metadata.detail_weights]
     # cut to whole 60 m pixels even without 60 m bands: where the grids share an origin (a full
     # tile) a 20 m-only run then fits the 2× weights on the same pixels as a run of all bands,
     # whose image the 60 m grid bounds
     image = Window(image.col_off, image.row_off, image.width // 6 * 6, image.height // 6 * 6)
-    coarse_bands = groups[scale]
-    fit = DetailFit(len(groups[1]), len(coarse_bands))
+    fits = {scale: DetailFit(len(groups[1]), len(groups[scale])) for scale in scales}
     if image.width == 0 or image.height == 0:  # under one 60 m pixel: nothing to fit on
-        return fit.result()
-    whole = read(coarse_bands if scale == 6 else coarse_bands[:1], image)
-    rows, cols = image.height // 6, image.width // 6
-    per_60m = 6 // scale  # coarse pixels along a 60 m pixel
-    coarse_valid = valid_mask(whole).reshape(rows, per_60m, cols, per_60m).all(axis=(1, 3))
-    coarse = _network_or_zero(whole, coarse_bands, radiometry) if scale == 6 else None
-    for window in detail_windows(image, coarse_valid):
-        if coarse is None:
-            window_coarse = _network_or_zero(read(coarse_bands, window), coarse_bands, radiometry)
-        else:
-            part = window.shifted(-image.col_off, -image.row_off).divided(6)
-            window_coarse = coarse[:, part.row_off : part.row_end, part.col_off : part.col_end]
+        return {scale: fit.result() for scale, fit in fits.items()}
+    coarse_60m: npt.NDArray[np.float32] | None = None
+    windows: dict[int, list[Window]] = {}
+    for scale in scales:
+        whole = read(groups[scale] if scale == 6 else groups[scale][:1], image)
+        per_60m = 6 // scale  # coarse pixels along a 60 m pixel
+        blocks = valid_mask(whole).reshape(image.height // 6, per_60m, image.width // 6, per_60m)
+        windows[scale] = detail_windows(image, blocks.all(axis=(1, 3)))
+        if scale == 6:
+            coarse_60m = _network_or_zero(whole, groups[6], radiometry)
+    for window in dict.fromkeys(w for scale in scales for w in windows[scale]):
         fine = _network_or_zero(read(groups[1], window), groups[1], radiometry)
-        fit.add(fine, window_coarse, scale)
-    return fit.result()
+        for scale in (s for s in scales if window in windows[s]):
+            if scale == 6 and coarse_60m is not None:  # the 60 m bands, read whole above
+                part = window.shifted(-image.col_off, -image.row_off).divided(6)
+                coarse = coarse_60m[:, part.row_off : part.row_end, part.col_off : part.col_end]
+            else:
+                coarse = _network_or_zero(read(groups[2], window), groups[2], radiometry)
+            fits[scale].add(fine, coarse, scale)
+    return {scale: fit.result() for scale, fit in fits.items()}
 
 
 def detail_warnings(detail: dict[int, DetailWeights]) -> tuple[str, ...]:
@@ -455,7 +458,7 @@ def recorded_warnings(tags: dict[str, str]) -> tuple[str, ...]:
 
 
 def _unfitted_warning(problem: str, scale: int = 6) -> str:
-    grid, bands = ("60 m", "B1 and B9") if scale == 6 else ("20 m", "the 20 m bands")
+    _, _, grid, bands = _DETAIL_FITS[scale]
     return (
         f"The scene's detail weights could not be fitted from its {grid} bands: {problem}. "
         f"The {scale}× model ran without them, so {bands} are sharpened less than its model "
@@ -679,9 +682,7 @@ def provenance_tags(
             }
         )
     for scale, fit in detail.items():
-        tag, samples = ("DSEN2_DETAIL_FIT", "samples_60m_px")
-        if scale == 2:
-            tag, samples = ("DSEN2_DETAIL_FIT_20M", "samples_20m_px")
+        tag, samples, _, _ = _DETAIL_FITS[scale]
         tags[tag] = json.dumps({samples: fit.samples_px, "problem": fit.problem})
     return tags
 

@@ -26,7 +26,6 @@ METADATA_KEY = "dsen2"
 # The detail weights' graph input by scale: [N, output bands, 4], each output band's weights on
 # B2 B3 B4 B8 (dsen2.detail), fitted by the engine on the product before its first tile.
 DETAIL_INPUTS = {2: "w20", 6: "w60"}
-DETAIL_INPUT = DETAIL_INPUTS[6]
 
 # The ONNX contract by scale: graph inputs (name → bands) and the output's bands.
 CONTRACTS: dict[int, tuple[dict[str, tuple[str, ...]], tuple[str, ...]]] = {

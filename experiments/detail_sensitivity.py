@@ -33,7 +33,7 @@ from dsen2.engine import detail_windows
 from dsen2.evaluation import FloatArray, load_scene, mirrored_feeds
 from dsen2.inference import Device, Session, create_session, run_session
 from dsen2.metrics import rmse
-from dsen2.modelmeta import DETAIL_INPUT
+from dsen2.modelmeta import DETAIL_INPUTS
 from dsen2.resample import upsample
 from dsen2.tiling import round_up
 from dsen2.window import Window
@@ -55,7 +55,7 @@ class Scorer:
         self.feeds = mirrored_feeds(self.inputs, SCALE, self.halo)
 
     def __call__(self, weights: FloatArray) -> float:
-        feeds = {**self.feeds, DETAIL_INPUT: weights[np.newaxis].astype(np.float32)}
+        feeds = {**self.feeds, DETAIL_INPUTS[6]: weights[np.newaxis].astype(np.float32)}
         crop = slice(self.halo, -self.halo)
         output = run_session(self.session, feeds)[0][:, crop, crop]
         return float(rmse(output, self.target, self.valid).mean()) / self.bicubic_rmse

@@ -10,6 +10,7 @@ import pytest
 from osgeo import gdal, osr
 
 from dsen2.bf16 import cpu_has_bf16
+from dsen2.modelmeta import ModelMetadata
 from dsen2.train.export import export, metadata_for
 from dsen2.train.network import DSen2
 from tests import samples
@@ -44,42 +45,41 @@ def tiny_consistent_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _export_tiny_pair(tmp_path_factory.mktemp("tiny-consistent"), consistent=True)
 
 
-@pytest.fixture(scope="session")
-def tiny_detail_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny consistent pair, its 6× net taking the scene detail weights (dsen2.detail),
-    with random, non-zero detail layers (a fresh net's start at zero would hide them)."""
+def export_random_detail_net(
+    path: Path, scale: int, seed: int, consistent: bool = False
+) -> tuple[DSen2, ModelMetadata]:
+    """A tiny net (d=1, f=8) of ``scale`` taking the scene detail weights (dsen2.detail), with
+    random, non-zero detail layers (a fresh net's start at zero would hide them), exported to
+    ``path``."""
     import torch
 
-    folder = _export_tiny_pair(tmp_path_factory.mktemp("tiny-detail"), consistent=True)
-    torch.manual_seed(106)
-    model = DSen2(6, num_blocks=1, feature_size=8, consistent=True, detail_weights=True)
+    torch.manual_seed(seed)
+    model = DSen2(scale, num_blocks=1, feature_size=8, consistent=consistent, detail_weights=True)
     with torch.no_grad():
         model.detail_head.weight.normal_(0.0, 0.05)
         model.detail_gain.fill_(0.005)  # × DETAIL_GAIN_STEP: half of the weighted detail
     metadata = metadata_for(
-        model, "tiny-6x-detail-random", "custom", False, "random weights for tests", "test"
+        model, f"tiny-{scale}x-detail-random", "custom", False, "random weights for tests", "test"
     )
-    export(model, folder / "tiny-6x.onnx", metadata)
+    export(model, path, metadata)
+    return model, metadata
+
+
+@pytest.fixture(scope="session")
+def tiny_detail_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny consistent pair, its 6× net taking the scene detail weights (dsen2.detail)."""
+    folder = _export_tiny_pair(tmp_path_factory.mktemp("tiny-detail"), consistent=True)
+    export_random_detail_net(folder / "tiny-6x.onnx", 6, seed=106, consistent=True)
     return folder
 
 
 @pytest.fixture(scope="session")
 def tiny_detail_pair(tiny_detail_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Both networks taking the scene's detail weights, as the shipped pair does: the 6× net of
-    :func:`tiny_detail_models` and a 2× net taking ``w20``, random non-zero detail layers."""
-    import torch
-
+    :func:`tiny_detail_models` and a 2× net taking ``w20``."""
     folder = tmp_path_factory.mktemp("tiny-detail-pair")
     shutil.copy(tiny_detail_models / "tiny-6x.onnx", folder / "tiny-6x.onnx")
-    torch.manual_seed(202)
-    model = DSen2(2, num_blocks=1, feature_size=8, detail_weights=True)
-    with torch.no_grad():
-        model.detail_head.weight.normal_(0.0, 0.05)
-        model.detail_gain.fill_(0.005)
-    metadata = metadata_for(
-        model, "tiny-2x-detail-random", "custom", False, "random weights for tests", "test"
-    )
-    export(model, folder / "tiny-2x.onnx", metadata)
+    export_random_detail_net(folder / "tiny-2x.onnx", 2, seed=202)
     return folder
 
 

