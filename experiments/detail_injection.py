@@ -18,6 +18,10 @@ per scene the ratio of mean RMSEs to bicubic's, as `dsen2 evaluate`'s summary. W
 ``--weights``, a second table checks the assumption: each band's weights as fitted (at the coarse
 grid) next to the same fit made one scale finer, between the target and the 10 m bands at the
 target's grid. That second fit sees the target, so it is a diagnostic, never an estimate.
+
+With ``--with-20m`` (6× only) the six 20 m bands, bicubic-upsampled to the 10 m grid, join the
+four 10 m bands in the fit and the injection: does a scene's 20 m detail tell more about B1 and
+B9 than its 10 m detail does (B8A and B9 are neighbours in the near infrared)?
 """
 
 from __future__ import annotations
@@ -35,11 +39,13 @@ from dsen2.metrics import rmse
 from dsen2.resample import upsample
 
 
-def detail_injection(inputs: dict[int, FloatArray], scale: int) -> FloatArray:
+def detail_injection(
+    inputs: dict[int, FloatArray], scale: int, with_20m: bool = False
+) -> FloatArray:
     """Each coarse band sharpened by the 10 m bands' detail, weights fitted per scene by
     `dsen2.detail.fit_detail_weights` (the module's text). ``inputs`` are the degraded arrays
-    of `dsen2.degradation.wald_pair`."""
-    fine = inputs[1]  # the 10 m bands at the target's grid
+    of `dsen2.degradation.wald_pair`; ``with_20m`` adds the 20 m bands (6×)."""
+    fine = _finer_bands(inputs, with_20m)
     coarse = inputs[scale]
     estimate = upsample(coarse, scale, "bicubic")
     for band, weights in enumerate(fit_detail_weights(fine, coarse, scale)):
@@ -55,7 +61,10 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=6, choices=(2, 6))
     parser.add_argument("--model", default="dsen2", help="catalogue family or .onnx path")
     parser.add_argument("--weights", action="store_true", help="also print the fitted weights")
+    parser.add_argument("--with-20m", action="store_true", help="fit the 20 m bands too (6×)")
     args = parser.parse_args()
+    if args.with_20m and args.scale != 6:
+        parser.error("--with-20m needs --scale 6: at 2× the 20 m bands are the targets")
     model = resolve_models(args.model, {args.scale})[args.scale]
     weights_rows: list[str] = []
     print("| scene | band | bicubic | model | detail injection | average of the two |")
@@ -66,7 +75,7 @@ def main() -> int:
         inputs, target = wald_pair(arrays, args.scale)
         valid = np.all(target != 0, axis=0)
         learned = report.estimates[model.metadata.name]
-        injected = detail_injection(inputs, args.scale)
+        injected = detail_injection(inputs, args.scale, args.with_20m)
         estimates = (report.estimates["bicubic"], learned, injected, (learned + injected) / 2)
         columns = [rmse(estimate, target, valid) for estimate in estimates]
         for band, row in zip(BANDS_BY_GRID[args.scale], zip(*columns, strict=True), strict=True):
@@ -74,17 +83,27 @@ def main() -> int:
         ratios = [f"{column.mean() / columns[0].mean():.3f}" for column in columns]
         print(f"| {name} | ratio to bicubic | " + " | ".join(ratios) + " |")
         if args.weights:
-            fitted = fit_detail_weights(inputs[1], inputs[args.scale], args.scale)
-            one_finer = fit_detail_weights(inputs[1], target, 1)
+            fine = _finer_bands(inputs, args.with_20m)
+            fitted = fit_detail_weights(fine, inputs[args.scale], args.scale)
+            one_finer = fit_detail_weights(fine, target, 1)
             weights_rows.extend(
                 f"| {name} | {band} | {_listed(a)} | {_listed(b)} |"
                 for band, a, b in zip(BANDS_BY_GRID[args.scale], fitted, one_finer, strict=True)
             )
     if weights_rows:
-        print(f"\n| scene | band | weights of {', '.join(BANDS_BY_GRID[1])} | one scale finer |")
+        named = BANDS_BY_GRID[1] + (BANDS_BY_GRID[2] if args.with_20m else ())
+        print(f"\n| scene | band | weights of {', '.join(named)} | one scale finer |")
         print("|---|---|---|---|")
         print("\n".join(weights_rows))
     return 0
+
+
+def _finer_bands(inputs: dict[int, FloatArray], with_20m: bool) -> FloatArray:
+    """The bands whose detail is injected, at the target's grid: the 10 m bands, and with
+    ``with_20m`` the 20 m bands upsampled to it."""
+    if not with_20m:
+        return inputs[1]
+    return np.concatenate([inputs[1], upsample(inputs[2], 2, "bicubic")])
 
 
 def _listed(weights: FloatArray) -> str:

@@ -10,7 +10,8 @@ tuned to that very scene would leave, next to bicubic and the model from
 `dsen2.evaluation.evaluate`, in one run. It is not a bound for a network, which also sees each
 pixel's neighbourhood: a model below it uses spatial context; a model far above it has room to
 learn even without any. Prints RMSE per band (DN) and per scene the ratio
-of mean RMSEs to bicubic's, as `dsen2 evaluate`'s summary.
+of mean RMSEs to bicubic's, as `dsen2 evaluate`'s summary. ``--without-20m`` (6×) leaves the
+20 m bands out of the fit: what they add to a fit on the 10 m bands.
 """
 
 from __future__ import annotations
@@ -27,12 +28,15 @@ from dsen2.metrics import rmse
 from dsen2.resample import upsample
 
 
-def linear_reference(arrays: dict[int, FloatArray], report: SceneReport) -> FloatArray:
-    """Each target band's in-sample least-squares fit (see the module's text), as an image."""
+def linear_reference(
+    arrays: dict[int, FloatArray], report: SceneReport, with_20m: bool = True
+) -> FloatArray:
+    """Each target band's in-sample least-squares fit (see the module's text), as an image;
+    ``with_20m`` False leaves the 20 m bands out at 6×."""
     scale = report.scale
     inputs, _ = wald_pair(arrays, scale)  # the finer bands (evaluate keeps only the estimates)
     bicubic, target = report.estimates["bicubic"], report.target
-    finer = [inputs[1]] + ([upsample(inputs[2], 2, "bicubic")] if scale == 6 else [])
+    finer = [inputs[1]] + ([upsample(inputs[2], 2, "bicubic")] if scale == 6 and with_20m else [])
     valid = np.all(target != 0, axis=0)
     fitted = np.empty_like(target)
     for band in range(target.shape[0]):
@@ -47,7 +51,10 @@ def main() -> int:
     parser.add_argument("scenes", nargs="+", help="products, band folders or scene archives")
     parser.add_argument("--scale", type=int, default=6, choices=(2, 6))
     parser.add_argument("--model", default="dsen2", help="catalogue family or .onnx path")
+    parser.add_argument("--without-20m", action="store_true", help="fit without them (6×)")
     args = parser.parse_args()
+    if args.without_20m and args.scale != 6:
+        parser.error("--without-20m needs --scale 6: at 2× the 20 m bands are the targets")
     model = resolve_models(args.model, {args.scale})[args.scale]
     print("| scene | band | bicubic | model | reference |")
     print("|---|---|---:|---:|---:|")
@@ -59,7 +66,7 @@ def main() -> int:
         columns = (
             np.array(scores["bicubic"].rmse),
             np.array(scores[model.metadata.name].rmse),
-            rmse(linear_reference(arrays, report), report.target, valid),
+            rmse(linear_reference(arrays, report, not args.without_20m), report.target, valid),
         )
         for band, row in zip(BANDS_BY_GRID[args.scale], zip(*columns, strict=True), strict=True):
             print(f"| {name} | {band} | " + " | ".join(f"{v:.1f}" for v in row) + " |")
