@@ -39,14 +39,10 @@ from dsen2.metrics import rmse
 from dsen2.resample import upsample
 
 
-def detail_injection(
-    inputs: dict[int, FloatArray], scale: int, with_20m: bool = False
-) -> FloatArray:
-    """Each coarse band sharpened by the 10 m bands' detail, weights fitted per scene by
-    `dsen2.detail.fit_detail_weights` (the module's text). ``inputs`` are the degraded arrays
-    of `dsen2.degradation.wald_pair`; ``with_20m`` adds the 20 m bands (6×)."""
-    fine = _finer_bands(inputs, with_20m)
-    coarse = inputs[scale]
+def detail_injection(fine: FloatArray, coarse: FloatArray, scale: int) -> FloatArray:
+    """Each coarse band sharpened by the detail of ``fine`` (:func:`finer_bands`), weights
+    fitted per scene by `dsen2.detail.fit_detail_weights` (the module's text). Both are degraded
+    arrays of `dsen2.degradation.wald_pair`."""
     estimate = upsample(coarse, scale, "bicubic")
     for band, weights in enumerate(fit_detail_weights(fine, coarse, scale)):
         synthetic = np.tensordot(weights, fine, axes=1)[np.newaxis].astype(np.float32)
@@ -75,7 +71,8 @@ def main() -> int:
         inputs, target = wald_pair(arrays, args.scale)
         valid = np.all(target != 0, axis=0)
         learned = report.estimates[model.metadata.name]
-        injected = detail_injection(inputs, args.scale, args.with_20m)
+        fine = finer_bands(inputs, args.with_20m)
+        injected = detail_injection(fine, inputs[args.scale], args.scale)
         estimates = (report.estimates["bicubic"], learned, injected, (learned + injected) / 2)
         columns = [rmse(estimate, target, valid) for estimate in estimates]
         for band, row in zip(BANDS_BY_GRID[args.scale], zip(*columns, strict=True), strict=True):
@@ -83,7 +80,6 @@ def main() -> int:
         ratios = [f"{column.mean() / columns[0].mean():.3f}" for column in columns]
         print(f"| {name} | ratio to bicubic | " + " | ".join(ratios) + " |")
         if args.weights:
-            fine = _finer_bands(inputs, args.with_20m)
             fitted = fit_detail_weights(fine, inputs[args.scale], args.scale)
             one_finer = fit_detail_weights(fine, target, 1)
             weights_rows.extend(
@@ -98,9 +94,10 @@ def main() -> int:
     return 0
 
 
-def _finer_bands(inputs: dict[int, FloatArray], with_20m: bool) -> FloatArray:
-    """The bands whose detail is injected, at the target's grid: the 10 m bands, and with
-    ``with_20m`` the 20 m bands upsampled to it."""
+def finer_bands(inputs: dict[int, FloatArray], with_20m: bool) -> FloatArray:
+    """The bands finer than a 6× target, at its grid (``inputs`` of
+    `dsen2.degradation.wald_pair`): the 10 m bands, and with ``with_20m`` the 20 m bands
+    bicubic-upsampled to it (`linear_reference.py` fits on the same stack)."""
     if not with_20m:
         return inputs[1]
     return np.concatenate([inputs[1], upsample(inputs[2], 2, "bicubic")])

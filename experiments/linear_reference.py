@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from detail_injection import finer_bands  # experiments/, the script's own folder
 
 from dsen2.bands import BANDS_BY_GRID
 from dsen2.catalogue import resolve_models
 from dsen2.degradation import wald_pair
 from dsen2.evaluation import FloatArray, SceneReport, evaluate, load_scene
 from dsen2.metrics import rmse
-from dsen2.resample import upsample
 
 
 def linear_reference(
@@ -36,11 +36,11 @@ def linear_reference(
     scale = report.scale
     inputs, _ = wald_pair(arrays, scale)  # the finer bands (evaluate keeps only the estimates)
     bicubic, target = report.estimates["bicubic"], report.target
-    finer = [inputs[1]] + ([upsample(inputs[2], 2, "bicubic")] if scale == 6 and with_20m else [])
+    finer = finer_bands(inputs, scale == 6 and with_20m)
     valid = np.all(target != 0, axis=0)
     fitted = np.empty_like(target)
     for band in range(target.shape[0]):
-        design = np.concatenate([bicubic[band : band + 1], *finer, np.ones_like(bicubic[:1])])
+        design = np.concatenate([bicubic[band : band + 1], finer, np.ones_like(bicubic[:1])])
         weights, *_ = np.linalg.lstsq(design[:, valid].T, target[band][valid], rcond=None)
         fitted[band] = np.tensordot(weights, design, axes=1)
     return fitted
